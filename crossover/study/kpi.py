@@ -1,0 +1,638 @@
+"""Run records (one learning curve per run, `<study>/runs/<run_id>/result.json`) and the KPIs computed from them:
+success at a budget, steps/time to a success threshold, seed aggregation, sample-efficiency ratio, crossover scale
+and break-even number of new tasks. Pure Python + the standard library; no torch."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+from crossover.errors import CrossoverError
+
+ARMS = ("scratch", "pretrained")
+
+
+class RunRecordError(CrossoverError):
+    """A result.json that is missing a field or holds a value of the wrong type or range."""
+
+
+# --------------------------------------------------------------------------------------------------- run records
+
+
+@dataclass(frozen=True)
+class PretrainScale:
+    """How much multi-task data the checkpoint a pretrained run started from was trained on."""
+
+    source_tasks: int
+    episodes_per_task: int
+    label: str
+
+    @property
+    def order(self) -> tuple[int, int, str]:
+        # Scales are compared by number of tasks first: breadth is what a multi-task world model is bought for.
+        return (self.source_tasks, self.episodes_per_task, self.label)
+
+
+@dataclass(frozen=True)
+class EvalPoint:
+    """One evaluation of a run; wall_s/cpu_s are the adaptation cost spent so far (pretraining excluded)."""
+
+    env_steps: int
+    success: float
+    wall_s: float
+    cpu_s: float
+
+
+@dataclass(frozen=True)
+class AdaptCost:
+    """What the whole run cost: training env steps, time and demonstrations used."""
+
+    env_steps: int
+    wall_s: float
+    cpu_s: float
+    demos: int
+
+
+@dataclass(frozen=True)
+class PretrainCost:
+    """Cost of collecting data and pretraining one checkpoint; shared by every run started from it."""
+
+    wall_s: float
+    cpu_s: float
+    env_steps: int
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of the study grid: a target task, an arm, a pretraining scale (pretrained arm only), a seed."""
+
+    run_id: str
+    target: str
+    arm: Literal["scratch", "pretrained"]
+    pretrain_scale: PretrainScale | None
+    demos: int
+    seed: int
+    curve: tuple[EvalPoint, ...]
+    adapt_cost: AdaptCost
+    pretrain_cost: PretrainCost | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form that `parse_run_record` reads back."""
+        data = asdict(self)
+        data["curve"] = list(data["curve"])
+        return data
+
+
+def load_run_record(path: str | Path) -> RunRecord:
+    """Read and validate one result.json; errors name the file and the field."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunRecordError(f"{path}: run record not found") from None
+    except json.JSONDecodeError as exc:
+        raise RunRecordError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return parse_run_record(data, source=str(path))
+
+
+def load_run_records(study_dir: str | Path) -> list[RunRecord]:
+    """All run records of a study (`<study_dir>/runs/*/result.json`), sorted by run_id."""
+    runs_dir = Path(study_dir) / "runs"
+    paths = sorted(runs_dir.glob("*/result.json"))
+    if not paths:
+        raise RunRecordError(f"{runs_dir}: no run records found (expected runs/<run_id>/result.json)")
+    records = [load_run_record(p) for p in paths]
+    seen: dict[str, Path] = {}
+    for record, path in zip(records, paths):
+        if record.run_id in seen:
+            raise RunRecordError(f"{path}: run_id {record.run_id!r} is also used by {seen[record.run_id]}")
+        seen[record.run_id] = path
+    return sorted(records, key=lambda r: r.run_id)
+
+
+def parse_run_record(data: Any, source: str) -> RunRecord:
+    """Validate a decoded result.json; `source` (usually the file path) starts every error message."""
+    reader = _FieldReader(source)
+    top = reader.mapping(data, "")
+    arm = reader.get(top, "arm", "")
+    if arm not in ARMS:
+        raise RunRecordError(f"{source}: field 'arm' must be one of {', '.join(ARMS)}; got {arm!r}")
+    scale_raw = reader.get(top, "pretrain_scale", "")
+    cost_raw = reader.get(top, "pretrain_cost", "")
+    if arm == "scratch" and (scale_raw is not None or cost_raw is not None):
+        raise RunRecordError(f"{source}: a scratch run must have 'pretrain_scale' and 'pretrain_cost' set to null")
+    if arm == "pretrained" and (scale_raw is None or cost_raw is None):
+        missing = "pretrain_scale" if scale_raw is None else "pretrain_cost"
+        raise RunRecordError(f"{source}: field '{missing}' must be set for a pretrained run (it is null)")
+
+    scale = None
+    if scale_raw is not None:
+        s = reader.mapping(scale_raw, "pretrain_scale")
+        scale = PretrainScale(
+            source_tasks=reader.integer(s, "source_tasks", "pretrain_scale", minimum=1),
+            episodes_per_task=reader.integer(s, "episodes_per_task", "pretrain_scale", minimum=1),
+            label=reader.string(s, "label", "pretrain_scale"),
+        )
+    pretrain_cost = None
+    if cost_raw is not None:
+        c = reader.mapping(cost_raw, "pretrain_cost")
+        pretrain_cost = PretrainCost(
+            wall_s=reader.number(c, "wall_s", "pretrain_cost", minimum=0.0),
+            cpu_s=reader.number(c, "cpu_s", "pretrain_cost", minimum=0.0),
+            env_steps=reader.integer(c, "env_steps", "pretrain_cost", minimum=0),
+        )
+
+    curve_raw = reader.get(top, "curve", "")
+    if not isinstance(curve_raw, list) or not curve_raw:
+        raise RunRecordError(f"{source}: field 'curve' must be a non-empty list of eval points")
+    curve = []
+    for i, point_raw in enumerate(curve_raw):
+        where = f"curve[{i}]"
+        p = reader.mapping(point_raw, where)
+        curve.append(
+            EvalPoint(
+                env_steps=reader.integer(p, "env_steps", where, minimum=0),
+                success=reader.number(p, "success", where, minimum=0.0, maximum=1.0),
+                wall_s=reader.number(p, "wall_s", where, minimum=0.0),
+                cpu_s=reader.number(p, "cpu_s", where, minimum=0.0),
+            )
+        )
+        if i > 0 and curve[i].env_steps <= curve[i - 1].env_steps:
+            raise RunRecordError(
+                f"{source}: field '{where}.env_steps' must be greater than the previous point's "
+                f"({curve[i].env_steps} <= {curve[i - 1].env_steps}); eval points must ascend"
+            )
+
+    a = reader.mapping(reader.get(top, "adapt_cost", ""), "adapt_cost")
+    adapt_cost = AdaptCost(
+        env_steps=reader.integer(a, "env_steps", "adapt_cost", minimum=0),
+        wall_s=reader.number(a, "wall_s", "adapt_cost", minimum=0.0),
+        cpu_s=reader.number(a, "cpu_s", "adapt_cost", minimum=0.0),
+        demos=reader.integer(a, "demos", "adapt_cost", minimum=0),
+    )
+    # The censoring bound for a run that never reaches the threshold is its full cost, so it must cover the curve.
+    if adapt_cost.env_steps < curve[-1].env_steps:
+        raise RunRecordError(
+            f"{source}: field 'adapt_cost.env_steps' ({adapt_cost.env_steps}) is smaller than the last eval point "
+            f"({curve[-1].env_steps}); it must be the run's total env steps"
+        )
+
+    return RunRecord(
+        run_id=reader.string(top, "run_id", ""),
+        target=reader.string(top, "target", ""),
+        arm=arm,
+        pretrain_scale=scale,
+        demos=reader.integer(top, "demos", "", minimum=0),
+        seed=reader.integer(top, "seed", ""),
+        curve=tuple(curve),
+        adapt_cost=adapt_cost,
+        pretrain_cost=pretrain_cost,
+    )
+
+
+@dataclass(frozen=True)
+class _FieldReader:
+    """Typed field access whose errors read '<file>: field 'a.b' ...'."""
+
+    source: str
+
+    def _name(self, parent: str, key: str) -> str:
+        return f"{parent}.{key}" if parent else key
+
+    def mapping(self, value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            what = f"field '{where}'" if where else "the top level"
+            raise RunRecordError(f"{self.source}: {what} must be a JSON object, got {type(value).__name__}")
+        return value
+
+    def get(self, obj: dict[str, Any], key: str, parent: str) -> Any:
+        if key not in obj:
+            raise RunRecordError(f"{self.source}: missing field '{self._name(parent, key)}'")
+        return obj[key]
+
+    def string(self, obj: dict[str, Any], key: str, parent: str) -> str:
+        value = self.get(obj, key, parent)
+        if not isinstance(value, str) or not value:
+            raise RunRecordError(f"{self.source}: field '{self._name(parent, key)}' must be a non-empty string, got {value!r}")
+        return value
+
+    def integer(self, obj: dict[str, Any], key: str, parent: str, minimum: int | None = None) -> int:
+        value = self.get(obj, key, parent)
+        # bool is an int subclass in Python; `true` in a step count is a bug upstream, not a 1.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RunRecordError(f"{self.source}: field '{self._name(parent, key)}' must be an integer, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise RunRecordError(f"{self.source}: field '{self._name(parent, key)}' must be >= {minimum}, got {value}")
+        return value
+
+    def number(
+        self, obj: dict[str, Any], key: str, parent: str, minimum: float | None = None, maximum: float | None = None
+    ) -> float:
+        value = self.get(obj, key, parent)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise RunRecordError(f"{self.source}: field '{self._name(parent, key)}' must be a finite number, got {value!r}")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            lo = "-inf" if minimum is None else minimum
+            hi = "inf" if maximum is None else maximum
+            raise RunRecordError(f"{self.source}: field '{self._name(parent, key)}' must be in [{lo}, {hi}], got {value}")
+        return float(value)
+
+
+# ------------------------------------------------------------------------------------------------ per-run KPIs
+
+
+def success_at_budget(curve: Sequence[EvalPoint], budget: int) -> float | None:
+    """Success of the last eval point with env_steps <= budget; None if the first eval came after the budget."""
+    best = None
+    for point in curve:
+        if point.env_steps > budget:
+            break
+        best = point.success
+    return best
+
+
+def _first_reaching(curve: Sequence[EvalPoint], threshold: float) -> EvalPoint | None:
+    for point in curve:
+        if point.success >= threshold:
+            return point
+    return None
+
+
+def steps_to_threshold(curve: Sequence[EvalPoint], threshold: float) -> int | None:
+    """Env steps at the first eval point with success >= threshold; None = never within the run (censored)."""
+    point = _first_reaching(curve, threshold)
+    return None if point is None else point.env_steps
+
+
+def wall_to_threshold(curve: Sequence[EvalPoint], threshold: float) -> float | None:
+    """Adaptation wall-clock seconds at the first eval point reaching the threshold; None = never (censored)."""
+    point = _first_reaching(curve, threshold)
+    return None if point is None else point.wall_s
+
+
+def cpu_to_threshold(curve: Sequence[EvalPoint], threshold: float) -> float | None:
+    """Adaptation CPU seconds at the first eval point reaching the threshold; None = never (censored)."""
+    point = _first_reaching(curve, threshold)
+    return None if point is None else point.cpu_s
+
+
+# ------------------------------------------------------------------------------------------- seed aggregation
+
+# Two-sided 95% Student t critical values by degrees of freedom; between rows we use the smaller df (wider CI).
+_T95 = {
+    1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+    11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086,
+    21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042,
+    40: 2.021, 60: 2.000, 120: 1.980,
+}
+
+
+def t_critical_95(df: int) -> float:
+    """Two-sided 95% Student t critical value for `df` degrees of freedom (1.96 beyond the table)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df > 120:
+        return 1.960
+    return _T95[max(k for k in _T95 if k <= df)]
+
+
+@dataclass(frozen=True)
+class SeedStat:
+    """Mean over seeds with a 95% CI. n_censored > 0 means some seeds never reached the threshold: their run's
+    full budget/cost was used in their place, so `mean` is a lower bound and no CI is given."""
+
+    mean: float
+    n: int
+    ci: tuple[float, float] | None
+    n_censored: int = 0
+
+    @property
+    def is_lower_bound(self) -> bool:
+        return self.n_censored > 0
+
+    @property
+    def all_censored(self) -> bool:
+        return self.n_censored == self.n
+
+
+def mean_ci(values: Sequence[float]) -> SeedStat:
+    """Mean and 95% Student-t CI of values from independent seeds; n=1 gives ci=None."""
+    if not values:
+        raise ValueError("mean_ci needs at least one value")
+    n = len(values)
+    mean = statistics.fmean(values)
+    if n == 1:
+        return SeedStat(mean=mean, n=1, ci=None)
+    half = t_critical_95(n - 1) * statistics.stdev(values) / math.sqrt(n)
+    return SeedStat(mean=mean, n=n, ci=(mean - half, mean + half))
+
+
+def censored_mean(values: Sequence[float | None], bounds: Sequence[float]) -> SeedStat:
+    """Mean over seeds where None (never reached) is replaced by that seed's bound (its full budget or cost)."""
+    filled = [b if v is None else v for v, b in zip(values, bounds, strict=True)]
+    n_censored = sum(v is None for v in values)
+    stat = mean_ci(filled)
+    if n_censored:
+        return SeedStat(mean=stat.mean, n=stat.n, ci=None, n_censored=n_censored)
+    return stat
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """Runs that differ only by seed."""
+
+    target: str
+    arm: str
+    scale: PretrainScale | None
+    demos: int
+
+    @property
+    def scale_label(self) -> str | None:
+        return None if self.scale is None else self.scale.label
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """KPIs of one group, aggregated over its seeds; `success` maps each budget to a SeedStat (None if no run
+    had evaluated by that budget)."""
+
+    key: GroupKey
+    run_ids: tuple[str, ...]
+    seeds: tuple[int, ...]
+    success: dict[int, SeedStat | None]
+    steps_to_threshold: SeedStat
+    wall_to_threshold: SeedStat
+    cpu_to_threshold: SeedStat
+    pretrain_cost: PretrainCost | None
+
+
+def group_records(records: Sequence[RunRecord]) -> dict[GroupKey, list[RunRecord]]:
+    """Runs grouped by (target, arm, scale, demos); a repeated seed in a group is an error (it would count twice)."""
+    labels: dict[str, PretrainScale] = {}
+    groups: dict[GroupKey, list[RunRecord]] = {}
+    for record in records:
+        scale = record.pretrain_scale
+        if scale is not None:
+            known = labels.setdefault(scale.label, scale)
+            if known != scale:
+                raise CrossoverError(
+                    f"run {record.run_id}: pretrain_scale label {scale.label!r} is used for two different scales "
+                    f"({known.source_tasks}x{known.episodes_per_task} and {scale.source_tasks}x{scale.episodes_per_task})"
+                )
+        key = GroupKey(record.target, record.arm, scale, record.demos)
+        group = groups.setdefault(key, [])
+        clash = next((r for r in group if r.seed == record.seed), None)
+        if clash is not None:
+            raise CrossoverError(f"runs {clash.run_id} and {record.run_id} are the same configuration and seed {record.seed}")
+        group.append(record)
+    return groups
+
+
+def summarise_group(key: GroupKey, runs: Sequence[RunRecord], threshold: float, budgets: Sequence[int]) -> GroupSummary:
+    """Aggregate one group's runs over seeds."""
+    success: dict[int, SeedStat | None] = {}
+    for budget in budgets:
+        values = [v for v in (success_at_budget(r.curve, budget) for r in runs) if v is not None]
+        success[budget] = mean_ci(values) if values else None
+    pretrain_cost = None
+    if key.arm == "pretrained":
+        # Every run of a scale shares one checkpoint; averaging only smooths re-measurements of the same cost.
+        costs = [r.pretrain_cost for r in runs if r.pretrain_cost is not None]
+        pretrain_cost = PretrainCost(
+            wall_s=statistics.fmean(c.wall_s for c in costs),
+            cpu_s=statistics.fmean(c.cpu_s for c in costs),
+            env_steps=round(statistics.fmean(c.env_steps for c in costs)),
+        )
+    return GroupSummary(
+        key=key,
+        run_ids=tuple(r.run_id for r in runs),
+        seeds=tuple(r.seed for r in runs),
+        success=success,
+        steps_to_threshold=censored_mean(
+            [steps_to_threshold(r.curve, threshold) for r in runs], [r.adapt_cost.env_steps for r in runs]
+        ),
+        wall_to_threshold=censored_mean(
+            [wall_to_threshold(r.curve, threshold) for r in runs], [r.adapt_cost.wall_s for r in runs]
+        ),
+        cpu_to_threshold=censored_mean(
+            [cpu_to_threshold(r.curve, threshold) for r in runs], [r.adapt_cost.cpu_s for r in runs]
+        ),
+        pretrain_cost=pretrain_cost,
+    )
+
+
+# --------------------------------------------------------------------------------- comparisons against scratch
+
+Bound = Literal["exact", "lower_bound", "upper_bound", "never", "undetermined"]
+
+
+@dataclass(frozen=True)
+class SampleEfficiency:
+    """Scratch steps-to-threshold / adapted steps-to-threshold for one (target, scale, demos).
+    bound: 'exact'; 'lower_bound' (scratch censored: true ratio >= value); 'upper_bound' (adapted censored:
+    true ratio <= value); 'undetermined' (both censored, value None)."""
+
+    target: str
+    scale: PretrainScale
+    demos: int
+    scratch_demos: int
+    scratch_steps: SeedStat
+    adapted_steps: SeedStat
+    ratio: float | None
+    bound: Bound
+
+
+def sample_efficiency_ratio(scratch_steps: SeedStat, adapted_steps: SeedStat) -> tuple[float | None, Bound]:
+    """Ratio of per-group mean steps to threshold and which side of the truth it lies on."""
+    if scratch_steps.is_lower_bound and adapted_steps.is_lower_bound:
+        return None, "undetermined"
+    if adapted_steps.mean == 0:
+        # Every adapted seed solved the task zero-shot, so the ratio is unbounded (or 0/0 if scratch did too).
+        if scratch_steps.mean == 0:
+            return None, "undetermined"
+        return math.inf, "lower_bound" if scratch_steps.is_lower_bound else "exact"
+    ratio = scratch_steps.mean / adapted_steps.mean
+    if scratch_steps.is_lower_bound:
+        return ratio, "lower_bound"
+    if adapted_steps.is_lower_bound:
+        return ratio, "upper_bound"
+    return ratio, "exact"
+
+
+@dataclass(frozen=True)
+class CrossoverPoint:
+    """Smallest pretraining scale whose mean success at `budget` exceeds scratch's (None: no scale does, or no
+    scratch/pretrained data at that budget). `by_scale` lists every scale's mean success, smallest scale first."""
+
+    target: str
+    demos: int
+    scratch_demos: int
+    budget: int
+    scratch_success: float | None
+    by_scale: tuple[tuple[PretrainScale, float | None], ...]
+    scale: PretrainScale | None
+
+
+def crossover_scale(
+    scratch_success: float | None, by_scale: Sequence[tuple[PretrainScale, float | None]]
+) -> PretrainScale | None:
+    """The smallest scale (by source_tasks, then episodes_per_task) whose success exceeds scratch's."""
+    if scratch_success is None:
+        return None
+    for scale, success in sorted(by_scale, key=lambda item: item[0].order):
+        if success is not None and success > scratch_success:
+            return scale
+    return None
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    """N* = pretrain_cost / (scratch cost per task - adaptation cost per task), in one unit (cpu_s or wall_s).
+    n_star is math.inf when kind == 'never' and None when 'undetermined'. kind 'upper_bound': scratch never reached
+    the threshold, its full run cost stood in, so the true N* <= n_star; 'lower_bound': the adapted arm was censored,
+    so the true N* >= n_star."""
+
+    unit: Literal["cpu_s", "wall_s"]
+    pretrain_cost: float
+    scratch_per_task: SeedStat
+    adapt_per_task: SeedStat
+    n_star: float | None
+    kind: Bound
+    reason: str
+
+    def cumulative_cost(self, n_tasks: float) -> tuple[float, float]:
+        """(scratch, pretrain+adapt) total cost of solving n_tasks new tasks, from the per-task means."""
+        return (n_tasks * self.scratch_per_task.mean, self.pretrain_cost + n_tasks * self.adapt_per_task.mean)
+
+
+def break_even(
+    pretrain_cost: float, scratch_per_task: SeedStat, adapt_per_task: SeedStat, unit: Literal["cpu_s", "wall_s"]
+) -> BreakEven:
+    """Number of new tasks after which pretraining has paid for itself, with the direction of any bound."""
+    s, a = scratch_per_task.mean, adapt_per_task.mean
+    s_censored, a_censored = scratch_per_task.is_lower_bound, adapt_per_task.is_lower_bound
+
+    def result(n_star: float | None, kind: Bound, reason: str) -> BreakEven:
+        return BreakEven(unit, pretrain_cost, scratch_per_task, adapt_per_task, n_star, kind, reason)
+
+    if s_censored and a_censored:
+        return result(None, "undetermined", "neither arm reached the threshold in every seed")
+    if s_censored:
+        if s > a:
+            return result(pretrain_cost / (s - a), "upper_bound", "scratch did not reach the threshold; its full run cost is a lower bound")
+        return result(None, "undetermined", "scratch did not reach the threshold and its full run cost is not above the adaptation cost")
+    if a_censored:
+        if s > a:
+            return result(pretrain_cost / (s - a), "lower_bound", "the adapted arm did not reach the threshold in every seed")
+        return result(math.inf, "never", "adapting costs at least as much per task as training from scratch")
+    if s > a:
+        return result(pretrain_cost / (s - a), "exact", "")
+    return result(math.inf, "never", "adapting is not cheaper per task than training from scratch")
+
+
+@dataclass(frozen=True)
+class BreakEvenResult:
+    """Break-even of one (target, scale, demos) against scratch, in CPU seconds and in wall-clock seconds."""
+
+    target: str
+    scale: PretrainScale
+    demos: int
+    scratch_demos: int
+    cpu: BreakEven
+    wall: BreakEven
+
+
+# -------------------------------------------------------------------------------------------------- the study
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """Every KPI of a study at one success threshold and a set of env-step budgets."""
+
+    threshold: float
+    budgets: tuple[int, ...]
+    groups: tuple[GroupSummary, ...]
+    efficiency: tuple[SampleEfficiency, ...]
+    crossovers: tuple[CrossoverPoint, ...]
+    break_evens: tuple[BreakEvenResult, ...]
+    records: tuple[RunRecord, ...] = field(repr=False)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(sorted({g.key.target for g in self.groups}))
+
+
+def _matching_scratch(scratch: dict[int, GroupSummary], demos: int) -> GroupSummary | None:
+    # Compare like with like when scratch was also run with this many demos; otherwise use the scratch group with
+    # the fewest demos (usually 0), and record which one was used so the report can say so.
+    if demos in scratch:
+        return scratch[demos]
+    return scratch[min(scratch)] if scratch else None
+
+
+def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[int]) -> StudySummary:
+    """All KPIs of a study. threshold: success rate (0, 1] a task counts as solved at; budgets: env-step budgets
+    at which success is reported and the crossover scale is sought."""
+    if not records:
+        raise CrossoverError("summarise: no run records given")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+        raise CrossoverError(f"threshold must be a success rate in (0, 1], got {threshold!r}")
+    if not budgets or any(isinstance(b, bool) or not isinstance(b, int) or b < 0 for b in budgets):
+        raise CrossoverError(f"budgets must be a non-empty list of env-step counts >= 0, got {list(budgets)!r}")
+    budgets = tuple(sorted(set(budgets)))
+
+    grouped = group_records(records)
+    order = sorted(grouped, key=lambda k: (k.target, k.arm != "scratch", k.scale.order if k.scale else (), k.demos))
+    groups = tuple(summarise_group(k, grouped[k], threshold, budgets) for k in order)
+
+    efficiency: list[SampleEfficiency] = []
+    crossovers: list[CrossoverPoint] = []
+    break_evens: list[BreakEvenResult] = []
+    for target in sorted({g.key.target for g in groups}):
+        scratch = {g.key.demos: g for g in groups if g.key.target == target and g.key.arm == "scratch"}
+        pretrained = [g for g in groups if g.key.target == target and g.key.arm == "pretrained"]
+        for g in pretrained:
+            base = _matching_scratch(scratch, g.key.demos)
+            if base is None:
+                continue
+            assert g.key.scale is not None and g.pretrain_cost is not None
+            ratio, bound = sample_efficiency_ratio(base.steps_to_threshold, g.steps_to_threshold)
+            efficiency.append(
+                SampleEfficiency(target, g.key.scale, g.key.demos, base.key.demos, base.steps_to_threshold,
+                                 g.steps_to_threshold, ratio, bound)
+            )
+            break_evens.append(
+                BreakEvenResult(
+                    target, g.key.scale, g.key.demos, base.key.demos,
+                    cpu=break_even(g.pretrain_cost.cpu_s, base.cpu_to_threshold, g.cpu_to_threshold, "cpu_s"),
+                    wall=break_even(g.pretrain_cost.wall_s, base.wall_to_threshold, g.wall_to_threshold, "wall_s"),
+                )
+            )
+        for demos in sorted({g.key.demos for g in pretrained}):
+            base = _matching_scratch(scratch, demos)
+            if base is None:
+                continue
+            at_demos = [g for g in pretrained if g.key.demos == demos]
+            for budget in budgets:
+                scratch_stat = base.success[budget]
+                by_scale = tuple(
+                    (g.key.scale, None if g.success[budget] is None else g.success[budget].mean) for g in at_demos
+                )
+                scratch_success = None if scratch_stat is None else scratch_stat.mean
+                crossovers.append(
+                    CrossoverPoint(target, demos, base.key.demos, budget, scratch_success, by_scale,
+                                   crossover_scale(scratch_success, by_scale))
+                )
+    return StudySummary(
+        threshold=float(threshold),
+        budgets=budgets,
+        groups=groups,
+        efficiency=tuple(efficiency),
+        crossovers=tuple(crossovers),
+        break_evens=tuple(break_evens),
+        records=tuple(records),
+    )

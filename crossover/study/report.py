@@ -1,0 +1,467 @@
+"""The study report: a self-contained report.html (plain CSS, no JS) with KPI tables and PNG figures next to it,
+and the plain-text summary table for the terminal. Every number comes from a `kpi.StudySummary`."""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+from matplotlib.figure import Figure
+
+from crossover.errors import CrossoverError
+from crossover.study.kpi import (
+    BreakEven,
+    BreakEvenResult,
+    GroupSummary,
+    PretrainScale,
+    RunRecord,
+    SampleEfficiency,
+    SeedStat,
+    StudySummary,
+    mean_ci,
+    success_at_budget,
+    summarise,
+)
+
+SUCCESS_FIGURE = "success_curves.png"
+EFFICIENCY_FIGURE = "sample_efficiency.png"
+BREAK_EVEN_FIGURE = "break_even.png"
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+# ---------------------------------------------------------------------------------------------- number formats
+# One formatter per quantity, shared by the HTML and the text table, so both show the same digits.
+
+
+def _num(x: float) -> str:
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def _fmt_success(stat: SeedStat | None, with_ci: bool = False) -> str:
+    if stat is None:
+        return "-"
+    text = f"{stat.mean:.2f}"
+    if with_ci and stat.ci is not None:
+        text += f" [{stat.ci[0]:.2f}, {stat.ci[1]:.2f}]"
+    return text
+
+
+def _steps(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def _fmt_to_threshold(stat: SeedStat, fmt: Callable[[float], str] = _steps) -> str:
+    # When censored, stat.mean is the mean of the runs' full budgets/costs: the bound the KPIs were computed with.
+    if stat.all_censored:
+        return f"> max budget ({fmt(stat.mean)})"
+    if stat.is_lower_bound:
+        return f">= {fmt(stat.mean)} ({stat.n_censored}/{stat.n} never)"
+    return fmt(stat.mean)
+
+
+def _fmt_ratio(eff: SampleEfficiency | None) -> str:
+    if eff is None:
+        return "-"
+    if eff.ratio is None:
+        return "n/a (both censored)"
+    value = "inf" if math.isinf(eff.ratio) else f"{eff.ratio:.2f}x"
+    return {"exact": value, "lower_bound": f">= {value}", "upper_bound": f"<= {value}"}.get(eff.bound, value)
+
+
+def _fmt_n_star(be: BreakEven | None) -> str:
+    if be is None:
+        return "-"
+    if be.kind == "never":
+        return "never (inf)"
+    if be.kind == "undetermined" or be.n_star is None:
+        return "n/a"
+    value = _num(be.n_star)
+    return {"exact": value, "upper_bound": f"<= {value}", "lower_bound": f">= {value}"}[be.kind]
+
+
+def _fmt_scale(scale: PretrainScale | None) -> str:
+    return "-" if scale is None else scale.label
+
+
+def _scale_detail(scale: PretrainScale) -> str:
+    return f"{scale.label} ({scale.source_tasks} tasks x {scale.episodes_per_task} episodes)"
+
+
+def _fmt_seconds(seconds: float) -> str:
+    if seconds >= 7200:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s"
+
+
+# ------------------------------------------------------------------------------------------ lookups by group
+
+
+def _efficiency_for(summary: StudySummary, group: GroupSummary) -> SampleEfficiency | None:
+    return next(
+        (e for e in summary.efficiency
+         if (e.target, e.scale, e.demos) == (group.key.target, group.key.scale, group.key.demos)),
+        None,
+    )
+
+
+def _break_even_for(summary: StudySummary, group: GroupSummary) -> BreakEvenResult | None:
+    return next(
+        (b for b in summary.break_evens
+         if (b.target, b.scale, b.demos) == (group.key.target, group.key.scale, group.key.demos)),
+        None,
+    )
+
+
+# ------------------------------------------------------------------------------------------------- text forms
+
+
+def summary_table(summary: StudySummary) -> str:
+    """Plain-text KPI table, one row per (target, arm, scale, demos) group."""
+    header = ["target", "arm", "scale", "demos", "seeds"]
+    header += [f"success@{b:,}" for b in summary.budgets]
+    header += [f"steps to {summary.threshold:.2f}", "ratio", "N* cpu", "N* wall"]
+    rows = [header]
+    for g in summary.groups:
+        be = _break_even_for(summary, g)
+        rows.append(
+            [g.key.target, g.key.arm, _fmt_scale(g.key.scale), str(g.key.demos), str(len(g.seeds))]
+            + [_fmt_success(g.success[b]) for b in summary.budgets]
+            + [
+                _fmt_to_threshold(g.steps_to_threshold),
+                _fmt_ratio(_efficiency_for(summary, g)),
+                _fmt_n_star(be.cpu if be else None),
+                _fmt_n_star(be.wall if be else None),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
+def _n_star_phrase(be: BreakEven, what: str) -> str:
+    if be.kind == "exact":
+        return f"N* = {_fmt_n_star(be)} new tasks in {what}"
+    if be.kind == "upper_bound":
+        return f"N* <= {_num(be.n_star)} new tasks in {what} (upper bound: {be.reason})"
+    if be.kind == "lower_bound":
+        return f"N* >= {_num(be.n_star)} new tasks in {what} (lower bound: {be.reason})"
+    if be.kind == "never":
+        return f"never in {what} (N* = infinity: {be.reason})"
+    return f"an undetermined N* in {what} ({be.reason})"
+
+
+def _ratio_phrase(eff: SampleEfficiency | None, threshold: float) -> str:
+    if eff is None or eff.ratio is None:
+        return f"the sample-efficiency ratio at {threshold:.0%} success is undetermined (neither arm reached it)"
+    value = "infinitely" if math.isinf(eff.ratio) else f"{eff.ratio:.2f}x"
+    qualifier = {"lower_bound": "at least ", "upper_bound": "at most "}.get(eff.bound, "")
+    return f"it reaches {threshold:.0%} success with {qualifier}{value} fewer env steps than training from scratch"
+
+
+def headlines(summary: StudySummary) -> list[str]:
+    """One sentence per target: the best pretrained configuration's N* (CPU and wall-clock) and step ratio."""
+    # Best = the configuration that pays off soonest in CPU time: definite or bounded-above values first, then
+    # bounded-below, then never, then undetermined; ties go to the larger scale. The tables show all the others.
+    rank = {"exact": 0, "upper_bound": 0, "lower_bound": 1, "never": 2, "undetermined": 3}
+    sentences = []
+    for target in summary.targets:
+        results = [b for b in summary.break_evens if b.target == target]
+        if not results:
+            sentences.append(f"{target}: no scratch and pretrained runs to compare.")
+            continue
+        best = min(
+            results,
+            key=lambda b: (rank[b.cpu.kind], b.cpu.n_star if b.cpu.n_star is not None else math.inf,
+                           tuple(-x for x in b.scale.order[:2]), b.demos),
+        )
+        eff = next((e for e in summary.efficiency if (e.target, e.scale, e.demos) == (target, best.scale, best.demos)), None)
+        sentences.append(
+            f"{target}: pretraining on {_scale_detail(best.scale)} and adapting with {best.demos} demos pays for "
+            f"itself after {_n_star_phrase(best.cpu, 'CPU time')} and {_n_star_phrase(best.wall, 'wall-clock time')}; "
+            f"{_ratio_phrase(eff, summary.threshold)} (best of {len(results)} pretrained configurations)."
+        )
+    return sentences
+
+
+# ---------------------------------------------------------------------------------------------------- figures
+
+
+def _records_of(summary: StudySummary, group: GroupSummary) -> list[RunRecord]:
+    ids = set(group.run_ids)
+    return [r for r in summary.records if r.run_id in ids]
+
+
+def _style_maps(summary: StudySummary) -> tuple[dict[PretrainScale, str], dict[int, str]]:
+    scales = sorted({g.key.scale for g in summary.groups if g.key.scale is not None}, key=lambda s: s.order)
+    palette = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+    colors = {s: palette[i % len(palette)] for i, s in enumerate(scales)}
+    demos = sorted({g.key.demos for g in summary.groups})
+    styles = {d: _LINESTYLES[i % len(_LINESTYLES)] for i, d in enumerate(demos)}
+    return colors, styles
+
+
+def _figure_grid(n_panels: int, n_cols: int, panel_size: tuple[float, float]) -> tuple[Figure, list]:
+    n_rows = max(1, math.ceil(n_panels / n_cols))
+    fig = Figure(figsize=(panel_size[0] * n_cols, panel_size[1] * n_rows), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel().tolist()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _plot_success_curves(summary: StudySummary) -> Figure:
+    colors, styles = _style_maps(summary)
+    targets = summary.targets
+    fig, axes = _figure_grid(len(targets), min(2, len(targets)), (6.0, 4.0))
+    for ax, target in zip(axes, targets):
+        for g in (g for g in summary.groups if g.key.target == target):
+            runs = _records_of(summary, g)
+            # Evaluate at every step any seed was evaluated, so the curve keeps the runs' own resolution.
+            xs = sorted({p.env_steps for r in runs for p in r.curve})
+            points = []
+            for x in xs:
+                values = [v for v in (success_at_budget(r.curve, x) for r in runs) if v is not None]
+                if values:
+                    points.append((x, mean_ci(values)))
+            color = "black" if g.key.scale is None else colors[g.key.scale]
+            label = f"{g.key.arm if g.key.scale is None else g.key.scale.label}, {g.key.demos} demos (n={len(runs)})"
+            ax.plot([x for x, _ in points], [s.mean for _, s in points], color=color,
+                    linestyle=styles[g.key.demos], label=label)
+            banded = [(x, s.ci) for x, s in points if s.ci is not None]
+            if banded:
+                # A success rate lives in [0, 1]; the t interval can overshoot with few seeds.
+                ax.fill_between([x for x, _ in banded], [max(0.0, ci[0]) for _, ci in banded],
+                                [min(1.0, ci[1]) for _, ci in banded], color=color, alpha=0.15, linewidth=0)
+        ax.axhline(summary.threshold, color="grey", linestyle=":", linewidth=1)
+        for b in summary.budgets:
+            ax.axvline(b, color="lightgrey", linewidth=0.8, zorder=0)
+        ax.set_title(target)
+        ax.set_xlabel("env steps (adaptation budget)")
+        ax.set_ylabel("success rate")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize="small")
+    return fig
+
+
+def _plot_efficiency(summary: StudySummary) -> Figure:
+    colors, _ = _style_maps(summary)
+    targets = summary.targets
+    fig, axes = _figure_grid(len(targets), min(2, len(targets)), (6.0, 4.0))
+    for ax, target in zip(axes, targets):
+        effs = [e for e in summary.efficiency if e.target == target]
+        finite = [e.ratio for e in effs if e.ratio is not None and math.isfinite(e.ratio)]
+        # Infinite ratios (zero-shot success) are drawn at the top of the axis and labelled, not dropped.
+        top = max(finite + [1.0]) * 1.25
+        for i, e in enumerate(effs):
+            height = 0.0 if e.ratio is None else (top if math.isinf(e.ratio) else e.ratio)
+            ax.bar(i, height, color=colors[e.scale], hatch="//" if e.bound != "exact" else None, edgecolor="black")
+            ax.text(i, height, _fmt_ratio(e), ha="center", va="bottom", fontsize="small")
+        ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
+        ax.set_xticks(range(len(effs)), [f"{e.scale.label}\n{e.demos} demos" for e in effs], fontsize="small")
+        ax.set_ylim(0, top * 1.1)
+        ax.set_ylabel(f"scratch / adapted steps to {summary.threshold:.0%}")
+        ax.set_title(f"{target} (hatched = bound, censored runs)")
+    return fig
+
+
+def _plot_break_even(summary: StudySummary) -> Figure:
+    colors, styles = _style_maps(summary)
+    targets = summary.targets
+    fig, axes = _figure_grid(2 * len(targets), 2, (6.0, 4.0))
+    for row, target in enumerate(targets):
+        results = [b for b in summary.break_evens if b.target == target]
+        for col, unit in enumerate(("cpu", "wall")):
+            ax = axes[2 * row + col]
+            items: list[BreakEven] = [getattr(b, unit) for b in results]
+            finite = [be.n_star for be in items if be.n_star is not None and math.isfinite(be.n_star)]
+            n_max = max([5.0] + [1.5 * n for n in finite])
+            xs = [n_max * i / 100 for i in range(101)]
+            scratch_done: set[int] = set()
+            peak = max([1.0] + [max(be.cumulative_cost(n_max)) for be in items])
+            unit_name, per = ("hours", 3600.0) if peak >= 7200 else ("minutes", 60.0) if peak >= 120 else ("seconds", 1.0)
+            for b, be in zip(results, items):
+                if b.scratch_demos not in scratch_done:
+                    scratch_done.add(b.scratch_demos)
+                    bound = " (lower bound)" if be.scratch_per_task.is_lower_bound else ""
+                    ax.plot(xs, [be.cumulative_cost(x)[0] / per for x in xs], color="black",
+                            linestyle=styles[b.scratch_demos], label=f"scratch, {b.scratch_demos} demos{bound}")
+                ax.plot(xs, [be.cumulative_cost(x)[1] / per for x in xs], color=colors[b.scale],
+                        linestyle=styles[b.demos], label=f"pretrain {b.scale.label} + adapt, {b.demos} demos")
+                if be.n_star is not None and math.isfinite(be.n_star):
+                    ax.plot([be.n_star], [be.cumulative_cost(be.n_star)[0] / per], "o", color=colors[b.scale])
+                    ax.annotate(f"N* {_fmt_n_star(be)}", (be.n_star, be.cumulative_cost(be.n_star)[0] / per),
+                                textcoords="offset points", xytext=(4, -12), fontsize="small")
+            what = "CPU" if unit == "cpu" else "wall-clock"
+            ax.set_title(f"{target}: cumulative {what} cost")
+            ax.set_xlabel("number of new tasks")
+            ax.set_ylabel(f"{what} {unit_name}")
+            ax.legend(fontsize="x-small")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------- atomic writing
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    # A reader (or a browser refreshing the report) never sees a half-written file: write aside, then rename.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_figure(fig: Figure, path: Path) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    _write_atomic(path, buffer.getvalue())
+
+
+# --------------------------------------------------------------------------------------------------- the HTML
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; }
+.headline { background: #f3f6fa; border-left: 4px solid #3a6ea5; padding: 0.6em 1em; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.8em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f0f0f0; } td.l, th.l { text-align: left; }
+.ci { color: #777; font-size: 0.85em; }
+img { max-width: 100%; } .note { color: #555; font-size: 0.9em; }
+"""
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left_cols: int) -> str:
+    def cell(tag: str, i: int, text: str) -> str:
+        cls = ' class="l"' if i < left_cols else ""
+        return f"<{tag}{cls}>{text}</{tag}>"
+
+    head = "".join(cell("th", i, html.escape(h)) for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>\n" for row in rows)
+    return f"<table>\n<tr>{head}</tr>\n{body}</table>\n"
+
+
+def _success_cell(stat: SeedStat | None) -> str:
+    if stat is None or stat.ci is None:
+        return html.escape(_fmt_success(stat))
+    return f'{stat.mean:.2f} <span class="ci">[{stat.ci[0]:.2f}, {stat.ci[1]:.2f}]</span>'
+
+
+def _render_html(summary: StudySummary, title: str) -> str:
+    e = html.escape
+    thr = summary.threshold
+    parts = [
+        f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{e(title)}</title>\n"
+        f"<style>{_CSS}</style>\n</head>\n<body>\n<h1>{e(title)}</h1>\n"
+    ]
+    parts += [f'<p class="headline">{e(s)}</p>\n' for s in headlines(summary)]
+    parts.append(
+        f'<p class="note">{len(summary.records)} runs; success threshold {thr:.2f}; budgets '
+        f"{', '.join(f'{b:,}' for b in summary.budgets)} env steps. Means over seeds with 95% Student-t "
+        "intervals (none for a single seed). A run that never reached the threshold is censored: it is shown as "
+        "&gt; max budget, and any mean that includes it is a lower bound (&gt;=).</p>\n"
+    )
+
+    parts.append("<h2>KPIs per configuration</h2>\n")
+    header = ["target", "arm", "scale", "demos", "seeds"] + [f"success @ {b:,}" for b in summary.budgets]
+    header += [f"steps to {thr:.2f}", f"CPU to {thr:.2f}", f"wall to {thr:.2f}"]
+    rows = []
+    for g in summary.groups:
+        rows.append(
+            [e(g.key.target), e(g.key.arm), e(_fmt_scale(g.key.scale)), str(g.key.demos), str(len(g.seeds))]
+            + [_success_cell(g.success[b]) for b in summary.budgets]
+            + [
+                e(_fmt_to_threshold(g.steps_to_threshold)),
+                e(_fmt_to_threshold(g.cpu_to_threshold, _fmt_seconds)),
+                e(_fmt_to_threshold(g.wall_to_threshold, _fmt_seconds)),
+            ]
+        )
+    parts.append(_table(header, rows, left_cols=3))
+    parts.append(f'<img src="{SUCCESS_FIGURE}" alt="success versus env-step budget per target">\n')
+
+    parts.append(f"<h2>Sample efficiency (steps to {thr:.0%} success, scratch / adapted)</h2>\n")
+    rows = [
+        [e(x.target), e(x.scale.label), str(x.demos), str(x.scratch_demos),
+         e(_fmt_to_threshold(x.scratch_steps)), e(_fmt_to_threshold(x.adapted_steps)), e(_fmt_ratio(x))]
+        for x in summary.efficiency
+    ]
+    parts.append(_table(["target", "scale", "demos", "scratch demos", "scratch steps", "adapted steps", "ratio"], rows, 2))
+    parts.append(f'<img src="{EFFICIENCY_FIGURE}" alt="sample-efficiency ratio per target">\n')
+
+    parts.append("<h2>Crossover along pretraining scale</h2>\n")
+    parts.append('<p class="note">The smallest scale (by source tasks, then episodes per task) whose mean success at '
+                 "the budget exceeds scratch's.</p>\n")
+    rows = [
+        [e(c.target), str(c.demos), f"{c.budget:,}", "-" if c.scratch_success is None else f"{c.scratch_success:.2f}",
+         e(", ".join(f"{s.label}: {'-' if v is None else f'{v:.2f}'}" for s, v in c.by_scale)),
+         e(c.scale.label if c.scale else "none")]
+        for c in summary.crossovers
+    ]
+    parts.append(_table(["target", "demos", "budget", "scratch success", "pretrained success by scale", "crossover scale"],
+                        rows, 1))
+
+    parts.append("<h2>Break-even number of new tasks N*</h2>\n")
+    parts.append('<p class="note">N* = pretraining cost / (scratch cost per task &minus; adaptation cost per task), '
+                 "where a task's cost is the CPU or wall-clock time to its first evaluation at the threshold.</p>\n")
+    rows = []
+    for b in summary.break_evens:
+        notes = "; ".join(dict.fromkeys(r for r in (b.cpu.reason, b.wall.reason) if r))
+        rows.append(
+            [e(b.target), e(b.scale.label), str(b.demos),
+             e(f"{_fmt_seconds(b.cpu.pretrain_cost)} / {_fmt_seconds(b.wall.pretrain_cost)}"),
+             e(f"{'>= ' if b.cpu.scratch_per_task.is_lower_bound else ''}{_fmt_seconds(b.cpu.scratch_per_task.mean)}"
+               f" / {'>= ' if b.wall.scratch_per_task.is_lower_bound else ''}{_fmt_seconds(b.wall.scratch_per_task.mean)}"),
+             e(f"{'>= ' if b.cpu.adapt_per_task.is_lower_bound else ''}{_fmt_seconds(b.cpu.adapt_per_task.mean)}"
+               f" / {'>= ' if b.wall.adapt_per_task.is_lower_bound else ''}{_fmt_seconds(b.wall.adapt_per_task.mean)}"),
+             e(_fmt_n_star(b.cpu)), e(_fmt_n_star(b.wall)), f'<span class="l">{e(notes)}</span>']
+        )
+    parts.append(_table(["target", "scale", "demos", "pretrain cost (CPU / wall)", "scratch per task (CPU / wall)",
+                         "adapt per task (CPU / wall)", "N* CPU", "N* wall", "note"], rows, 2))
+    parts.append(f'<img src="{BREAK_EVEN_FIGURE}" alt="cumulative cost versus number of new tasks">\n')
+
+    parts.append("<h2>Terminal summary</h2>\n<pre>" + e(summary_table(summary)) + "</pre>\n</body>\n</html>\n")
+    return "".join(parts)
+
+
+def write_report(
+    study_dir: str | Path,
+    summary_or_records: StudySummary | Sequence[RunRecord],
+    threshold: float | None = None,
+    budgets: Sequence[int] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Write report.html and its PNG figures into study_dir; returns the path of report.html. Pass a
+    StudySummary, or run records together with threshold and budgets (then they are summarised here)."""
+    study_dir = Path(study_dir)
+    if isinstance(summary_or_records, StudySummary):
+        if threshold is not None or budgets is not None:
+            raise CrossoverError("write_report: threshold and budgets come from the StudySummary; pass them only with records")
+        summary = summary_or_records
+    else:
+        if threshold is None or budgets is None:
+            raise CrossoverError("write_report: pass threshold and budgets when giving run records instead of a StudySummary")
+        summary = summarise(list(summary_or_records), threshold, budgets)
+    if not study_dir.is_dir():
+        raise CrossoverError(f"{study_dir}: study directory does not exist")
+
+    _save_figure(_plot_success_curves(summary), study_dir / SUCCESS_FIGURE)
+    _save_figure(_plot_efficiency(summary), study_dir / EFFICIENCY_FIGURE)
+    _save_figure(_plot_break_even(summary), study_dir / BREAK_EVEN_FIGURE)
+    report = study_dir / "report.html"
+    _write_atomic(report, _render_html(summary, title or f"Crossover study: {study_dir.name}").encode("utf-8"))
+    return report
