@@ -22,7 +22,8 @@ def _collect(args) -> int:
     from crossover.tasks import resolve_tasks
 
     r = collect(resolve_tasks(args.tasks), args.episodes, args.out, policy=args.policy, mix=args.mix,
-                workers=args.workers, seed=args.seed, episode_length=args.episode_length)
+                workers=args.workers, seed=args.seed, episode_length=args.episode_length,
+                flush_every=args.flush_every)
     print(f"[collect] wrote {r.episodes_written} episodes ({r.frames:,} frames) in {r.seconds:.1f}s to {r.out}"
           + (f"; {r.episodes_skipped} were already there" if r.episodes_skipped else ""))
     return 0
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     s.add_argument("--seed", type=int, default=0, help="the same seed gives the same episodes (default 0)")
     s.add_argument("--episode-length", type=int, default=None, help="steps per episode (default: the task's, 500)")
+    s.add_argument("--flush-every", type=int, default=25, metavar="N",
+                   help="episodes per data file; a killed run loses at most this many (default 25)")
     s.set_defaults(run=_collect)
 
     s = sub.add_parser("inspect", help="summarise a dataset and verify its checksums")

@@ -217,7 +217,9 @@ class _FieldReader:
     def string(self, obj: dict[str, Any], key: str, parent: str) -> str:
         value = self.get(obj, key, parent)
         if not isinstance(value, str) or not value:
-            raise RunRecordError(f"{self.source}: field '{self._name(parent, key)}' must be a non-empty string, got {value!r}")
+            raise RunRecordError(
+                f"{self.source}: field '{self._name(parent, key)}' must be a non-empty string, got {value!r}"
+            )
         return value
 
     def integer(self, obj: dict[str, Any], key: str, parent: str, minimum: int | None = None) -> int:
@@ -234,11 +236,15 @@ class _FieldReader:
     ) -> float:
         value = self.get(obj, key, parent)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise RunRecordError(f"{self.source}: field '{self._name(parent, key)}' must be a finite number, got {value!r}")
+            raise RunRecordError(
+                f"{self.source}: field '{self._name(parent, key)}' must be a finite number, got {value!r}"
+            )
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             lo = "-inf" if minimum is None else minimum
             hi = "inf" if maximum is None else maximum
-            raise RunRecordError(f"{self.source}: field '{self._name(parent, key)}' must be in [{lo}, {hi}], got {value}")
+            raise RunRecordError(
+                f"{self.source}: field '{self._name(parent, key)}' must be in [{lo}, {hi}], got {value}"
+            )
         return float(value)
 
 
@@ -381,13 +387,16 @@ def group_records(records: Sequence[RunRecord]) -> dict[GroupKey, list[RunRecord
             if known != scale:
                 raise CrossoverError(
                     f"run {record.run_id}: pretrain_scale label {scale.label!r} is used for two different scales "
-                    f"({known.source_tasks}x{known.episodes_per_task} and {scale.source_tasks}x{scale.episodes_per_task})"
+                    f"({known.source_tasks}x{known.episodes_per_task} and "
+                    f"{scale.source_tasks}x{scale.episodes_per_task})"
                 )
         key = GroupKey(record.target, record.arm, scale, record.demos)
         group = groups.setdefault(key, [])
         clash = next((r for r in group if r.seed == record.seed), None)
         if clash is not None:
-            raise CrossoverError(f"runs {clash.run_id} and {record.run_id} are the same configuration and seed {record.seed}")
+            raise CrossoverError(
+                f"runs {clash.run_id} and {record.run_id} are the same configuration and seed {record.seed}"
+            )
         group.append(record)
     return groups
 
@@ -523,11 +532,14 @@ def break_even(
         return result(None, "undetermined", "neither arm reached the threshold in every seed")
     if s_censored:
         if s > a:
-            return result(pretrain_cost / (s - a), "upper_bound", "scratch did not reach the threshold; its full run cost is a lower bound")
-        return result(None, "undetermined", "scratch did not reach the threshold and its full run cost is not above the adaptation cost")
+            return result(pretrain_cost / (s - a), "upper_bound",
+                          "scratch did not reach the threshold; its full run cost is a lower bound")
+        return result(None, "undetermined",
+                      "scratch did not reach the threshold and its full run cost is not above the adaptation cost")
     if a_censored:
         if s > a:
-            return result(pretrain_cost / (s - a), "lower_bound", "the adapted arm did not reach the threshold in every seed")
+            return result(pretrain_cost / (s - a), "lower_bound",
+                          "the adapted arm did not reach the threshold in every seed")
         return result(math.inf, "never", "adapting costs at least as much per task as training from scratch")
     if s > a:
         return result(pretrain_cost / (s - a), "exact", "")

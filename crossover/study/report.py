@@ -77,6 +77,10 @@ def _fmt_ratio(eff: SampleEfficiency | None) -> str:
     return {"exact": value, "lower_bound": f">= {value}", "upper_bound": f"<= {value}"}.get(eff.bound, value)
 
 
+def _fmt_cost(stat: SeedStat) -> str:
+    return (">= " if stat.is_lower_bound else "") + _fmt_seconds(stat.mean)
+
+
 def _fmt_n_star(be: BreakEven | None) -> str:
     if be is None:
         return "-"
@@ -107,12 +111,9 @@ def _fmt_seconds(seconds: float) -> str:
 # ------------------------------------------------------------------------------------------ lookups by group
 
 
-def _efficiency_for(summary: StudySummary, group: GroupSummary) -> SampleEfficiency | None:
-    return next(
-        (e for e in summary.efficiency
-         if (e.target, e.scale, e.demos) == (group.key.target, group.key.scale, group.key.demos)),
-        None,
-    )
+def _efficiency_for(summary: StudySummary, target: str, scale: PretrainScale | None, demos: int
+                    ) -> SampleEfficiency | None:
+    return next((e for e in summary.efficiency if (e.target, e.scale, e.demos) == (target, scale, demos)), None)
 
 
 def _break_even_for(summary: StudySummary, group: GroupSummary) -> BreakEvenResult | None:
@@ -139,7 +140,7 @@ def summary_table(summary: StudySummary) -> str:
             + [_fmt_success(g.success[b]) for b in summary.budgets]
             + [
                 _fmt_to_threshold(g.steps_to_threshold),
-                _fmt_ratio(_efficiency_for(summary, g)),
+                _fmt_ratio(_efficiency_for(summary, g.key.target, g.key.scale, g.key.demos)),
                 _fmt_n_star(be.cpu if be else None),
                 _fmt_n_star(be.wall if be else None),
             ]
@@ -151,15 +152,13 @@ def summary_table(summary: StudySummary) -> str:
 
 
 def _n_star_phrase(be: BreakEven, what: str) -> str:
-    if be.kind == "exact":
-        return f"N* = {_fmt_n_star(be)} new tasks in {what}"
-    if be.kind == "upper_bound":
-        return f"N* <= {_num(be.n_star)} new tasks in {what} (upper bound: {be.reason})"
-    if be.kind == "lower_bound":
-        return f"N* >= {_num(be.n_star)} new tasks in {what} (lower bound: {be.reason})"
     if be.kind == "never":
-        return f"never in {what} (N* = infinity: {be.reason})"
-    return f"an undetermined N* in {what} ({be.reason})"
+        return f"never in {what} (N* = infinity)"
+    if be.kind == "undetermined":
+        return f"undetermined in {what}"
+    # _fmt_n_star already carries the bound's direction ("<= 2.50"); an exact value needs its "=".
+    value = _fmt_n_star(be) if be.kind != "exact" else f"= {_fmt_n_star(be)}"
+    return f"after N* {value} new tasks in {what}"
 
 
 def _ratio_phrase(eff: SampleEfficiency | None, threshold: float) -> str:
@@ -186,11 +185,13 @@ def headlines(summary: StudySummary) -> list[str]:
             key=lambda b: (rank[b.cpu.kind], b.cpu.n_star if b.cpu.n_star is not None else math.inf,
                            tuple(-x for x in b.scale.order[:2]), b.demos),
         )
-        eff = next((e for e in summary.efficiency if (e.target, e.scale, e.demos) == (target, best.scale, best.demos)), None)
+        eff = _efficiency_for(summary, target, best.scale, best.demos)
+        reasons = "; ".join(dict.fromkeys(r for r in (best.cpu.reason, best.wall.reason) if r))
         sentences.append(
-            f"{target}: pretraining on {_scale_detail(best.scale)} and adapting with {best.demos} demos pays for "
-            f"itself after {_n_star_phrase(best.cpu, 'CPU time')} and {_n_star_phrase(best.wall, 'wall-clock time')}; "
-            f"{_ratio_phrase(eff, summary.threshold)} (best of {len(results)} pretrained configurations)."
+            f"{target}: pretraining on {_scale_detail(best.scale)} and adapting with {best.demos} demos breaks even "
+            f"{_n_star_phrase(best.cpu, 'CPU time')} and {_n_star_phrase(best.wall, 'wall-clock time')}"
+            f"{f' ({reasons})' if reasons else ''}; {_ratio_phrase(eff, summary.threshold)} "
+            f"(best of {len(results)} pretrained configuration{'s' if len(results) > 1 else ''})."
         )
     return sentences
 
@@ -290,7 +291,9 @@ def _plot_break_even(summary: StudySummary) -> Figure:
             xs = [n_max * i / 100 for i in range(101)]
             scratch_done: set[int] = set()
             peak = max([1.0] + [max(be.cumulative_cost(n_max)) for be in items])
-            unit_name, per = ("hours", 3600.0) if peak >= 7200 else ("minutes", 60.0) if peak >= 120 else ("seconds", 1.0)
+            unit_name, per = (
+                ("hours", 3600.0) if peak >= 7200 else ("minutes", 60.0) if peak >= 120 else ("seconds", 1.0)
+            )
             for b, be in zip(results, items):
                 if b.scratch_demos not in scratch_done:
                     scratch_done.add(b.scratch_demos)
@@ -346,9 +349,11 @@ img { max-width: 100%; } .note { color: #555; font-size: 0.9em; }
 """
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left_cols: int) -> str:
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: Sequence[int]) -> str:
+    """An HTML table; cells are already-escaped HTML; columns in `left` are left-aligned (text), others numbers."""
+
     def cell(tag: str, i: int, text: str) -> str:
-        cls = ' class="l"' if i < left_cols else ""
+        cls = ' class="l"' if i in left else ""
         return f"<{tag}{cls}>{text}</{tag}>"
 
     head = "".join(cell("th", i, html.escape(h)) for i, h in enumerate(header))
@@ -391,7 +396,7 @@ def _render_html(summary: StudySummary, title: str) -> str:
                 e(_fmt_to_threshold(g.wall_to_threshold, _fmt_seconds)),
             ]
         )
-    parts.append(_table(header, rows, left_cols=3))
+    parts.append(_table(header, rows, left=(0, 1, 2)))
     parts.append(f'<img src="{SUCCESS_FIGURE}" alt="success versus env-step budget per target">\n')
 
     parts.append(f"<h2>Sample efficiency (steps to {thr:.0%} success, scratch / adapted)</h2>\n")
@@ -400,7 +405,8 @@ def _render_html(summary: StudySummary, title: str) -> str:
          e(_fmt_to_threshold(x.scratch_steps)), e(_fmt_to_threshold(x.adapted_steps)), e(_fmt_ratio(x))]
         for x in summary.efficiency
     ]
-    parts.append(_table(["target", "scale", "demos", "scratch demos", "scratch steps", "adapted steps", "ratio"], rows, 2))
+    header = ["target", "scale", "demos", "scratch demos", "scratch steps", "adapted steps", "ratio"]
+    parts.append(_table(header, rows, left=(0, 1)))
     parts.append(f'<img src="{EFFICIENCY_FIGURE}" alt="sample-efficiency ratio per target">\n')
 
     parts.append("<h2>Crossover along pretraining scale</h2>\n")
@@ -412,8 +418,8 @@ def _render_html(summary: StudySummary, title: str) -> str:
          e(c.scale.label if c.scale else "none")]
         for c in summary.crossovers
     ]
-    parts.append(_table(["target", "demos", "budget", "scratch success", "pretrained success by scale", "crossover scale"],
-                        rows, 1))
+    header = ["target", "demos", "budget", "scratch success", "pretrained success by scale", "crossover scale"]
+    parts.append(_table(header, rows, left=(0, 4, 5)))
 
     parts.append("<h2>Break-even number of new tasks N*</h2>\n")
     parts.append('<p class="note">N* = pretraining cost / (scratch cost per task &minus; adaptation cost per task), '
@@ -424,14 +430,12 @@ def _render_html(summary: StudySummary, title: str) -> str:
         rows.append(
             [e(b.target), e(b.scale.label), str(b.demos),
              e(f"{_fmt_seconds(b.cpu.pretrain_cost)} / {_fmt_seconds(b.wall.pretrain_cost)}"),
-             e(f"{'>= ' if b.cpu.scratch_per_task.is_lower_bound else ''}{_fmt_seconds(b.cpu.scratch_per_task.mean)}"
-               f" / {'>= ' if b.wall.scratch_per_task.is_lower_bound else ''}{_fmt_seconds(b.wall.scratch_per_task.mean)}"),
-             e(f"{'>= ' if b.cpu.adapt_per_task.is_lower_bound else ''}{_fmt_seconds(b.cpu.adapt_per_task.mean)}"
-               f" / {'>= ' if b.wall.adapt_per_task.is_lower_bound else ''}{_fmt_seconds(b.wall.adapt_per_task.mean)}"),
-             e(_fmt_n_star(b.cpu)), e(_fmt_n_star(b.wall)), f'<span class="l">{e(notes)}</span>']
+             e(f"{_fmt_cost(b.cpu.scratch_per_task)} / {_fmt_cost(b.wall.scratch_per_task)}"),
+             e(f"{_fmt_cost(b.cpu.adapt_per_task)} / {_fmt_cost(b.wall.adapt_per_task)}"),
+             e(_fmt_n_star(b.cpu)), e(_fmt_n_star(b.wall)), e(notes)]
         )
     parts.append(_table(["target", "scale", "demos", "pretrain cost (CPU / wall)", "scratch per task (CPU / wall)",
-                         "adapt per task (CPU / wall)", "N* CPU", "N* wall", "note"], rows, 2))
+                         "adapt per task (CPU / wall)", "N* CPU", "N* wall", "note"], rows, left=(0, 1, 8)))
     parts.append(f'<img src="{BREAK_EVEN_FIGURE}" alt="cumulative cost versus number of new tasks">\n')
 
     parts.append("<h2>Terminal summary</h2>\n<pre>" + e(summary_table(summary)) + "</pre>\n</body>\n</html>\n")
@@ -450,11 +454,15 @@ def write_report(
     study_dir = Path(study_dir)
     if isinstance(summary_or_records, StudySummary):
         if threshold is not None or budgets is not None:
-            raise CrossoverError("write_report: threshold and budgets come from the StudySummary; pass them only with records")
+            raise CrossoverError(
+                "write_report: threshold and budgets come from the StudySummary; pass them only with records"
+            )
         summary = summary_or_records
     else:
         if threshold is None or budgets is None:
-            raise CrossoverError("write_report: pass threshold and budgets when giving run records instead of a StudySummary")
+            raise CrossoverError(
+                "write_report: pass threshold and budgets when giving run records instead of a StudySummary"
+            )
         summary = summarise(list(summary_or_records), threshold, budgets)
     if not study_dir.is_dir():
         raise CrossoverError(f"{study_dir}: study directory does not exist")

@@ -1,0 +1,29 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lerobot-v3.0-metaworld"
+if not FIXTURE.exists():  # CI clones the repo next to a copy of shared/
+    FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "lerobot-v3.0-metaworld"
+
+
+@pytest.fixture(scope="session")
+def lerobot_fixture() -> Path:
+    if not FIXTURE.exists():
+        pytest.skip(f"LeRobot fixture not found at {FIXTURE}")
+    return FIXTURE
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    """Two tasks, a few short expert and random episodes, collected for real."""
+    from crossover.data.collect import collect
+    from crossover.tasks import resolve_tasks
+
+    out = tmp_path_factory.mktemp("data") / "small"
+    collect(resolve_tasks("reach-v3,drawer-close-v3"), 4, out, mix="expert:0.5,random:0.5", episode_length=100,
+            flush_every=3, progress=lambda _: None)
+    return out

@@ -1,0 +1,220 @@
+"""KPI arithmetic on hand-computed curves, and the run-record loader's errors."""
+
+import json
+import math
+
+import pytest
+
+from crossover.errors import CrossoverError
+from crossover.study.kpi import (
+    EvalPoint,
+    PretrainScale,
+    RunRecordError,
+    SeedStat,
+    break_even,
+    censored_mean,
+    cpu_to_threshold,
+    crossover_scale,
+    load_run_record,
+    load_run_records,
+    mean_ci,
+    parse_run_record,
+    sample_efficiency_ratio,
+    steps_to_threshold,
+    success_at_budget,
+    summarise,
+    t_critical_95,
+    wall_to_threshold,
+)
+
+S = {"source_tasks": 2, "episodes_per_task": 10, "label": "S"}
+L = {"source_tasks": 10, "episodes_per_task": 50, "label": "L"}
+
+
+def record(run_id, arm, seed, points, target="door-lock-v3", scale=None, demos=0, pretrain=None, adapt=None):
+    """A result.json dict; points are (env_steps, success, wall_s, cpu_s) and the last one is the run's cost."""
+    last = points[-1]
+    return {
+        "run_id": run_id, "target": target, "arm": arm, "pretrain_scale": scale, "demos": demos, "seed": seed,
+        "curve": [{"env_steps": s, "success": p, "wall_s": w, "cpu_s": c} for s, p, w, c in points],
+        "adapt_cost": adapt or {"env_steps": last[0], "wall_s": last[2], "cpu_s": last[3], "demos": demos},
+        "pretrain_cost": pretrain,
+    }
+
+
+def door_lock_records():
+    """Scratch (2 seeds), pretrained S (2 seeds), pretrained L (1 seed, zero-shot) on door-lock-v3."""
+    s_cost = {"wall_s": 825.0, "cpu_s": 1000.0, "env_steps": 20000}
+    l_cost = {"wall_s": 50000.0, "cpu_s": 100000.0, "env_steps": 500000}
+    raw = [
+        record("scratch-0", "scratch", 0, [(0, 0.0, 0, 0), (10000, 0.2, 100, 200), (20000, 0.5, 200, 400),
+                                           (30000, 0.8, 300, 600), (40000, 0.9, 400, 800)]),
+        record("scratch-1", "scratch", 1, [(0, 0.0, 0, 0), (10000, 0.4, 100, 200), (20000, 0.7, 200, 400),
+                                           (30000, 0.7, 300, 600), (40000, 0.8, 400, 800)]),
+        record("S-0", "pretrained", 0, [(0, 0.1, 0, 0), (10000, 0.8, 50, 100), (20000, 0.9, 100, 200)],
+               scale=S, pretrain=s_cost),
+        record("S-1", "pretrained", 1, [(0, 0.2, 0, 0), (10000, 0.6, 50, 100), (20000, 0.8, 100, 200)],
+               scale=S, pretrain=s_cost),
+        record("L-0", "pretrained", 0, [(0, 0.9, 0, 0), (10000, 1.0, 10, 20)], scale=L, pretrain=l_cost),
+    ]
+    return [parse_run_record(r, source=r["run_id"]) for r in raw]
+
+
+CURVE = (EvalPoint(0, 0.0, 0.0, 0.0), EvalPoint(1000, 0.5, 10.0, 20.0), EvalPoint(2000, 0.9, 25.0, 50.0))
+
+
+def test_success_at_budget_takes_last_point_within_budget():
+    assert success_at_budget(CURVE, 1500) == 0.5
+    assert success_at_budget(CURVE, 2000) == 0.9
+    assert success_at_budget(CURVE, 99999) == 0.9
+    assert success_at_budget(CURVE[1:], 999) is None
+
+
+def test_threshold_kpis_use_first_point_reaching_threshold_and_none_when_censored():
+    assert steps_to_threshold(CURVE, 0.5) == 1000
+    assert wall_to_threshold(CURVE, 0.8) == 25.0
+    assert cpu_to_threshold(CURVE, 0.8) == 50.0
+    assert steps_to_threshold(CURVE, 0.0) == 0  # zero-shot
+    assert steps_to_threshold(CURVE, 0.95) is None
+    assert cpu_to_threshold(CURVE, 0.95) is None
+
+
+def test_mean_ci_student_t_and_single_seed():
+    stat = mean_ci([1.0, 2.0, 3.0])
+    assert stat.mean == 2.0
+    # sd = 1, t(df=2) = 4.303 -> half-width 4.303 / sqrt(3)
+    assert stat.ci == pytest.approx((2.0 - 4.303 / math.sqrt(3), 2.0 + 4.303 / math.sqrt(3)))
+    assert mean_ci([0.7]).ci is None
+    assert t_critical_95(35) == 2.042  # between table rows the smaller df (wider interval) is used
+    assert t_critical_95(1000) == 1.960
+
+
+def test_censored_mean_substitutes_the_budget_and_becomes_a_lower_bound():
+    stat = censored_mean([30000, None], [40000, 40000])
+    assert stat.mean == 35000 and stat.n_censored == 1 and stat.is_lower_bound and stat.ci is None
+    assert censored_mean([None], [20000]).all_censored
+
+
+def test_sample_efficiency_ratio_bounds():
+    exact, censored = SeedStat(35000, 2, None), SeedStat(20000, 1, None, n_censored=1)
+    adapted = SeedStat(15000, 2, None)
+    assert sample_efficiency_ratio(exact, adapted) == (pytest.approx(35000 / 15000), "exact")
+    assert sample_efficiency_ratio(censored, SeedStat(10000, 1, None)) == (2.0, "lower_bound")
+    assert sample_efficiency_ratio(exact, SeedStat(50000, 1, None, 1)) == (0.7, "upper_bound")
+    assert sample_efficiency_ratio(censored, SeedStat(50000, 1, None, 1)) == (None, "undetermined")
+    assert sample_efficiency_ratio(exact, SeedStat(0, 1, None)) == (math.inf, "exact")
+
+
+def test_break_even_exact_never_and_bounds():
+    be = break_even(1000.0, SeedStat(700, 2, None), SeedStat(150, 2, None), "cpu_s")
+    assert be.kind == "exact" and be.n_star == pytest.approx(1000 / 550)
+    # The two cumulative-cost lines cross at N*.
+    assert be.cumulative_cost(be.n_star)[0] == pytest.approx(be.cumulative_cost(be.n_star)[1])
+
+    never = break_even(1000.0, SeedStat(100, 2, None), SeedStat(150, 2, None), "cpu_s")
+    assert never.kind == "never" and never.n_star == math.inf
+
+    scratch_censored = SeedStat(500, 1, None, n_censored=1)
+    upper = break_even(1000.0, scratch_censored, SeedStat(100, 1, None), "cpu_s")
+    assert upper.kind == "upper_bound" and upper.n_star == 2.5
+    assert break_even(1000.0, scratch_censored, SeedStat(600, 1, None), "cpu_s").kind == "undetermined"
+
+    adapt_censored = SeedStat(300, 1, None, n_censored=1)
+    assert break_even(900.0, SeedStat(600, 1, None), adapt_censored, "wall_s").n_star == 3.0
+    assert break_even(900.0, SeedStat(600, 1, None), adapt_censored, "wall_s").kind == "lower_bound"
+    assert break_even(900.0, SeedStat(200, 1, None), adapt_censored, "wall_s").kind == "never"
+    assert break_even(900.0, scratch_censored, adapt_censored, "wall_s").n_star is None
+
+
+def test_crossover_scale_is_smallest_scale_beating_scratch():
+    xs, s, m = PretrainScale(1, 10, "XS"), PretrainScale(2, 10, "S"), PretrainScale(2, 50, "M")
+    # Given out of order on purpose: ordering is by source_tasks, then episodes_per_task.
+    assert crossover_scale(0.5, [(m, 0.8), (xs, 0.4), (s, 0.6)]) == s
+    assert crossover_scale(0.5, [(xs, 0.5), (s, None)]) is None  # equal is not "exceeds"
+    assert crossover_scale(None, [(xs, 0.9)]) is None
+
+
+def test_summarise_door_lock_by_hand():
+    summary = summarise(door_lock_records(), threshold=0.8, budgets=[20000, 10000])
+    assert summary.budgets == (10000, 20000)
+    scratch, s_group, l_group = summary.groups
+    assert (scratch.key.arm, s_group.key.scale_label, l_group.key.scale_label) == ("scratch", "S", "L")
+    assert scratch.success[10000].mean == pytest.approx(0.3)
+    # values 0.2, 0.4: sd = 0.1414, t(1) = 12.706 -> half-width 12.706 * 0.1
+    assert scratch.success[10000].ci == pytest.approx((0.3 - 1.2706, 0.3 + 1.2706))
+    assert scratch.steps_to_threshold.mean == 35000 and scratch.cpu_to_threshold.mean == 700
+    assert s_group.steps_to_threshold.mean == 15000 and s_group.wall_to_threshold.mean == 75
+    assert l_group.success[20000].mean == 1.0 and l_group.success[20000].ci is None  # n = 1
+
+    s_eff, l_eff = summary.efficiency
+    assert s_eff.ratio == pytest.approx(35000 / 15000) and s_eff.bound == "exact"
+    assert l_eff.ratio == math.inf  # zero-shot
+    s_be = summary.break_evens[0]
+    assert s_be.cpu.n_star == pytest.approx(1000 / (700 - 150))
+    assert s_be.wall.n_star == pytest.approx(825 / (350 - 75))
+    at_10k = next(c for c in summary.crossovers if c.budget == 10000)
+    assert at_10k.scratch_success == pytest.approx(0.3) and at_10k.scale.label == "S"
+
+
+def test_summarise_censored_scratch_gives_bounds_and_uses_scratch_with_fewest_demos():
+    cost = {"wall_s": 825.0, "cpu_s": 1000.0, "env_steps": 20000}
+    raw = [
+        record("sc", "scratch", 0, [(0, 0.0, 0, 0), (10000, 0.1, 100, 200), (20000, 0.3, 250, 500)]),
+        record("pt", "pretrained", 0, [(0, 0.0, 0, 0), (10000, 0.9, 85, 100), (20000, 0.95, 170, 200)],
+               scale=S, demos=10, pretrain=cost),
+    ]
+    summary = summarise([parse_run_record(r, r["run_id"]) for r in raw], threshold=0.8, budgets=[20000])
+    eff, be = summary.efficiency[0], summary.break_evens[0]
+    assert eff.scratch_demos == 0 and eff.demos == 10
+    assert eff.scratch_steps.all_censored and eff.ratio == 2.0 and eff.bound == "lower_bound"
+    assert be.cpu.kind == "upper_bound" and be.cpu.n_star == 2.5
+    assert be.wall.kind == "upper_bound" and be.wall.n_star == 5.0
+
+
+def test_summarise_rejects_repeated_seed_and_bad_threshold():
+    records = door_lock_records()
+    with pytest.raises(CrossoverError, match="scratch-0 and scratch-0"):
+        summarise(records + records[:1], threshold=0.8, budgets=[10000])
+    with pytest.raises(CrossoverError, match="threshold"):
+        summarise(records, threshold=80, budgets=[10000])
+
+
+def test_record_round_trips_through_json(tmp_path):
+    original = door_lock_records()[2]
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(original.to_dict()))
+    assert load_run_record(path) == original
+
+
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda d: d["adapt_cost"].pop("cpu_s"), "adapt_cost.cpu_s"),
+        (lambda d: d.pop("seed"), "seed"),
+        (lambda d: d["curve"][1].pop("success"), "curve[1].success"),
+        (lambda d: d["curve"][1].update(success=1.5), "curve[1].success"),
+        (lambda d: d["curve"][2].update(env_steps=5), "curve[2].env_steps"),
+        (lambda d: d.update(arm="finetuned"), "arm"),
+        (lambda d: d.update(demos=True), "demos"),
+        (lambda d: d.update(pretrain_scale=S), "pretrain_scale"),
+        (lambda d: d["adapt_cost"].update(env_steps=10), "adapt_cost.env_steps"),
+    ],
+)
+def test_loader_error_names_file_and_field(tmp_path, mutate, field):
+    data = record("scratch-0", "scratch", 0, [(0, 0.0, 0, 0), (10000, 0.2, 100, 200), (20000, 0.5, 200, 400)])
+    mutate(data)
+    path = tmp_path / "runs" / "scratch-0" / "result.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(data))
+    with pytest.raises(RunRecordError) as err:
+        load_run_record(path)
+    assert str(path) in str(err.value) and f"'{field}'" in str(err.value)
+
+
+def test_loader_errors_on_bad_json_and_empty_study(tmp_path):
+    path = tmp_path / "result.json"
+    path.write_text("{not json")
+    with pytest.raises(RunRecordError, match="not valid JSON"):
+        load_run_record(path)
+    with pytest.raises(RunRecordError, match="no run records found"):
+        load_run_records(tmp_path)

@@ -1,0 +1,97 @@
+"""The study report: files exist, the figures are referenced, and hand-computed KPIs appear in HTML and text."""
+
+import json
+
+import pytest
+
+from crossover.errors import CrossoverError
+from crossover.study.kpi import load_run_records, summarise
+from crossover.study.report import (
+    BREAK_EVEN_FIGURE,
+    EFFICIENCY_FIGURE,
+    SUCCESS_FIGURE,
+    headlines,
+    summary_table,
+    write_report,
+)
+
+S = {"source_tasks": 2, "episodes_per_task": 10, "label": "S"}
+
+
+def write_run(study_dir, run_id, arm, seed, points, target, scale=None, demos=0, pretrain=None):
+    """Write runs/<run_id>/result.json; points are (env_steps, success, wall_s, cpu_s), the last is the run cost."""
+    last = points[-1]
+    data = {
+        "run_id": run_id, "target": target, "arm": arm, "pretrain_scale": scale, "demos": demos, "seed": seed,
+        "curve": [{"env_steps": s, "success": p, "wall_s": w, "cpu_s": c} for s, p, w, c in points],
+        "adapt_cost": {"env_steps": last[0], "wall_s": last[2], "cpu_s": last[3], "demos": demos},
+        "pretrain_cost": pretrain,
+    }
+    path = study_dir / "runs" / run_id / "result.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture
+def study_dir(tmp_path):
+    cost = {"wall_s": 825.0, "cpu_s": 1000.0, "env_steps": 20000}
+    lock, drawer = "door-lock-v3", "drawer-open-v3"
+    write_run(tmp_path, "lock-scratch-0", "scratch", 0, [(0, 0.0, 0, 0), (10000, 0.2, 100, 200),
+              (20000, 0.5, 200, 400), (30000, 0.8, 300, 600), (40000, 0.9, 400, 800)], lock)
+    write_run(tmp_path, "lock-scratch-1", "scratch", 1, [(0, 0.0, 0, 0), (10000, 0.4, 100, 200),
+              (20000, 0.7, 200, 400), (30000, 0.7, 300, 600), (40000, 0.8, 400, 800)], lock)
+    write_run(tmp_path, "lock-S-0", "pretrained", 0, [(0, 0.1, 0, 0), (10000, 0.8, 50, 100), (20000, 0.9, 100, 200)],
+              lock, scale=S, pretrain=cost)
+    write_run(tmp_path, "lock-S-1", "pretrained", 1, [(0, 0.2, 0, 0), (10000, 0.6, 50, 100), (20000, 0.8, 100, 200)],
+              lock, scale=S, pretrain=cost)
+    write_run(tmp_path, "lock-S-demos-0", "pretrained", 0, [(0, 0.3, 0, 0), (10000, 0.9, 40, 80)],
+              lock, scale=S, demos=10, pretrain=cost)
+    # drawer: scratch never reaches 0.8 within its 20k-step budget (censored)
+    write_run(tmp_path, "drawer-scratch-0", "scratch", 0, [(0, 0.0, 0, 0), (10000, 0.1, 100, 200),
+              (20000, 0.3, 250, 500)], drawer)
+    write_run(tmp_path, "drawer-S-0", "pretrained", 0, [(0, 0.0, 0, 0), (10000, 0.9, 85, 100),
+              (20000, 0.95, 170, 200)], drawer, scale=S, pretrain=cost)
+    return tmp_path
+
+
+def test_report_files_and_hand_computed_numbers(study_dir):
+    records = load_run_records(study_dir)
+    summary = summarise(records, threshold=0.8, budgets=[10000, 20000])
+    report = write_report(study_dir, summary)
+
+    assert report == study_dir / "report.html"
+    for name in (SUCCESS_FIGURE, EFFICIENCY_FIGURE, BREAK_EVEN_FIGURE):
+        assert (study_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(study_dir.glob(".*.tmp"))  # atomic writes leave no temp files
+    page = report.read_text()
+    for name in (SUCCESS_FIGURE, EFFICIENCY_FIGURE, BREAK_EVEN_FIGURE):
+        assert f'src="{name}"' in page
+    assert "<script" not in page
+
+    table = summary_table(summary)
+    # door-lock: scratch 35000 steps vs S 15000 -> 2.33x; N* cpu = 1000 / (700 - 150) = 1.82; wall 825 / (350 - 75) = 3
+    # drawer: scratch censored at 20000 -> ratio >= 20000 / 10000; N* cpu <= 1000 / (500 - 100) = 2.5
+    for text in ("2.33x", "35,000", "15,000", "1.82", "3.00", "> max budget (20,000)", ">= 2.00x", "<= 2.50",
+                 "0.30", "0.60"):
+        assert text in table, text
+        assert text.replace(">", "&gt;").replace("<", "&lt;") in page, text
+    # scratch success at 10k over seeds 0.2, 0.4: CI half-width 12.706 * 0.1
+    assert "0.30 <span class=\"ci\">[-0.97, 1.57]</span>" in page
+
+
+def test_headline_states_n_star_and_ratio_from_data(study_dir):
+    summary = summarise(load_run_records(study_dir), threshold=0.8, budgets=[10000, 20000])
+    lock, drawer = headlines(summary)
+    # S with 10 demos: scratch 700 cpu / 350 wall per task vs 80 / 40 -> N* = 1000/620 = 1.61, 825/310 = 2.66
+    assert "door-lock-v3" in lock and "N* = 1.61 new tasks in CPU time" in lock
+    assert "N* = 2.66 new tasks in wall-clock time" in lock and "3.50x fewer env steps" in lock
+    assert "N* <= 2.50 new tasks in CPU time" in drawer and "at least 2.00x fewer" in drawer
+    page = write_report(study_dir, summary).read_text()
+    assert "N* = 1.61 new tasks in CPU time" in page.split("<h2>")[0]  # at the top, before the first section
+
+
+def test_write_report_from_records_needs_threshold_and_budgets(study_dir):
+    records = load_run_records(study_dir)
+    with pytest.raises(CrossoverError, match="threshold and budgets"):
+        write_report(study_dir, records)
+    assert write_report(study_dir, records, threshold=0.8, budgets=[20000]).exists()
