@@ -178,7 +178,9 @@ def headlines(summary: StudySummary) -> list[str]:
     for target in summary.targets:
         results = [b for b in summary.break_evens if b.target == target]
         if not results:
-            sentences.append(f"{target}: no scratch and pretrained runs to compare.")
+            arms = {g.key.arm for g in summary.groups if g.key.target == target}
+            missing = "scratch" if "scratch" not in arms else "pretrained"
+            sentences.append(f"{target}: no {missing} runs, so there is no break-even or ratio to report.")
             continue
         best = min(
             results,
@@ -262,6 +264,8 @@ def _plot_efficiency(summary: StudySummary) -> Figure:
     fig, axes = _figure_grid(len(targets), min(2, len(targets)), (6.0, 4.0))
     for ax, target in zip(axes, targets):
         effs = [e for e in summary.efficiency if e.target == target]
+        if not effs:
+            ax.text(0.5, 0.5, "no scratch / pretrained pair", ha="center", va="center", transform=ax.transAxes)
         finite = [e.ratio for e in effs if e.ratio is not None and math.isfinite(e.ratio)]
         # Infinite ratios (zero-shot success) are drawn at the top of the axis and labelled, not dropped.
         top = max(finite + [1.0]) * 1.25
@@ -307,10 +311,13 @@ def _plot_break_even(summary: StudySummary) -> Figure:
                     ax.annotate(f"N* {_fmt_n_star(be)}", (be.n_star, be.cumulative_cost(be.n_star)[0] / per),
                                 textcoords="offset points", xytext=(4, -12), fontsize="small")
             what = "CPU" if unit == "cpu" else "wall-clock"
+            if not results:
+                ax.text(0.5, 0.5, "no scratch / pretrained pair", ha="center", va="center", transform=ax.transAxes)
+            else:
+                ax.legend(fontsize="x-small")
             ax.set_title(f"{target}: cumulative {what} cost")
             ax.set_xlabel("number of new tasks")
             ax.set_ylabel(f"{what} {unit_name}")
-            ax.legend(fontsize="x-small")
     return fig
 
 

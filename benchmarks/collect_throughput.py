@@ -1,0 +1,65 @@
+"""Throughput of `crossover collect` with 1 and 2 workers next to the raw env.step rate of the same tasks.
+
+Goal (issue 2): collect with 2 workers at >= 1.6x the single-core raw env.step rate.
+Usage: python benchmarks/collect_throughput.py [--tasks MT10] [--episodes 3]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_result  # noqa: E402
+
+from crossover.data.collect import collect  # noqa: E402
+from crossover.tasks import make_env, resolve_tasks  # noqa: E402
+
+
+def raw_step_rate(tasks, steps_per_task: int) -> float:
+    """env.step alone, one process: random actions, resets at episode ends, no policy and no storage."""
+    rng = np.random.default_rng(0)
+    total, elapsed = 0, 0.0
+    for task in tasks:
+        env = make_env(task)
+        env.reset(0)
+        actions = rng.uniform(-1, 1, size=(steps_per_task, 4)).astype(np.float32)
+        start = time.perf_counter()
+        for a in actions:
+            if env.step(a)[3]:
+                env.reset(int(rng.integers(1 << 31)))
+        elapsed += time.perf_counter() - start
+        total += steps_per_task
+        env.close()
+    return total / elapsed
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tasks", default="MT10")
+    p.add_argument("--episodes", type=int, default=6, help="expert episodes per task per measurement")
+    args = p.parse_args()
+    tasks = resolve_tasks(args.tasks)
+    raw = raw_step_rate(tasks, 2000)
+    rows = {"raw env.step (1 core)": raw}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as d:
+            r = collect(tasks, args.episodes, Path(d) / "ds", workers=workers, progress=lambda _: None)
+            rows[f"collect, {workers} worker{'s' if workers > 1 else ''}"] = r.frames / r.seconds
+    print(f"{'measurement':<26} {'transitions/s':>14} {'x raw':>7}")
+    for name, rate in rows.items():
+        print(f"{name:<26} {rate:>14,.0f} {rate / raw:>7.2f}")
+    speedup = rows["collect, 2 workers"] / raw
+    print(f"goal: 2 workers >= 1.6x raw single-core rate -> {speedup:.2f}x ({'met' if speedup >= 1.6 else 'NOT met'})")
+    path = write_result("collect_throughput", {"tasks": args.tasks, "episodes_per_task": args.episodes,
+                                               "transitions_per_s": rows, "two_worker_vs_raw": speedup,
+                                               "goal": 1.6, "met": speedup >= 1.6})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

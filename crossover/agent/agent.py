@@ -1,0 +1,311 @@
+"""The TD-MPC2-style agent: acting by latent MPPI planning, and one gradient step of the world model and policy
+prior on a batch of sub-trajectories. After Hansen et al., "TD-MPC2: Scalable, Robust World Models for Continuous
+Control", ICLR 2024; written from the paper, not its code.
+
+Speed notes (2-core AMD EPYC, torch 2.13 CPU; numbers from benchmarks/agent_speed.py):
+PERF_NOTES_PLACEHOLDER
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from crossover.agent.planner import plan
+from crossover.model.layers import soft_cross_entropy, two_hot
+from crossover.model.world_model import WorldModel, WorldModelConfig
+
+
+@dataclass
+class AgentConfig:
+    horizon: int = 3  # planning and training horizon, in environment steps
+    batch_size: int = 256  # sub-trajectories per update (read by the sampler that builds batches)
+    lr: float = 3e-4  # Adam learning rate of the model and the policy prior
+    enc_lr_scale: float = 0.3  # encoder learning rate = lr * enc_lr_scale
+    grad_clip_norm: float = 20.0  # global gradient-norm clip, model and policy separately
+    rho: float = 0.5  # per-step decay of the loss weights over the horizon
+    consistency_coef: float = 20.0  # weight of the latent consistency loss
+    reward_coef: float = 0.1  # weight of the reward cross-entropy
+    value_coef: float = 0.1  # weight of the value cross-entropy
+    entropy_coef: float = 1e-4  # weight of the policy's (scaled) entropy bonus
+    tau: float = 0.01  # Polyak rate of the target Q and of the running Q scale
+    discount: float | None = None  # fixed discount; None derives it from episode_length as TD-MPC2
+    episode_length: int = 500  # used only to derive the discount (Meta-World v3 episodes are 500 steps)
+    iterations: int = 3  # MPPI iterations per planned action
+    num_samples: int = 128  # Gaussian action sequences per iteration
+    num_elites: int = 32  # best sequences the sampling distribution is refit to
+    num_pi_trajs: int = 32  # policy-prior sequences added to the candidates (rolled out once per action)
+    min_std: float = 0.05  # lower bound of the sampling std
+    max_std: float = 2.0  # initial and upper bound of the sampling std
+    temperature: float = 0.5  # MPPI softmax temperature on elite values
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1:
+            raise ValueError(f"AgentConfig.horizon must be >= 1, got {self.horizon}")
+        if self.iterations < 1 or self.num_samples < 1:
+            raise ValueError("AgentConfig.iterations and num_samples must be >= 1")
+        if not 1 <= self.num_elites <= self.num_samples + self.num_pi_trajs:
+            raise ValueError(
+                f"AgentConfig.num_elites ({self.num_elites}) must be in [1, num_samples + num_pi_trajs = "
+                f"{self.num_samples + self.num_pi_trajs}]"
+            )
+        if self.discount is not None and not 0 < self.discount <= 1:
+            raise ValueError(f"AgentConfig.discount must be in (0, 1], got {self.discount}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AgentConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown AgentConfig fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+def discount_from_episode_length(episode_length: int, denom: float = 5.0, low: float = 0.95, high: float = 0.995) -> float:
+    """TD-MPC2's heuristic: an effective horizon of a fifth of the episode, clipped to [0.95, 0.995]."""
+    frac = episode_length / denom
+    return float(min(max((frac - 1) / frac, low), high))
+
+
+class Agent:
+    """World model + optimisers + planner state. All randomness (initialisation, dropout, policy and planner
+    samples) comes from one torch.Generator seeded with `seed`, saved with the rest by tensors()."""
+
+    def __init__(
+        self,
+        model_cfg: WorldModelConfig,
+        agent_cfg: AgentConfig | None = None,
+        action_mask: Tensor | None = None,
+        seed: int = 0,
+    ):
+        self.cfg = agent_cfg if agent_cfg is not None else AgentConfig()
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+        self.model = WorldModel(model_cfg, action_mask, self.generator)
+        self.discount = (
+            self.cfg.discount if self.cfg.discount is not None else discount_from_episode_length(self.cfg.episode_length)
+        )
+        lr = self.cfg.lr
+        self.optim = torch.optim.Adam(
+            [
+                {"params": self.model.encoder_parameters, "lr": lr * self.cfg.enc_lr_scale},
+                {"params": self.model.model_parameters, "lr": lr},
+            ],
+            lr=lr,
+            foreach=True,
+        )
+        self.pi_optim = torch.optim.Adam(self.model.policy_parameters, lr=lr, eps=1e-5, foreach=True)
+        # Running 5th-95th percentile range of Q, so the policy loss has the same scale whatever the reward scale.
+        self.q_scale = torch.ones(())
+        self._prev_mean: Tensor | None = None  # planner warm start, cleared at t0
+
+    @property
+    def model_cfg(self) -> WorldModelConfig:
+        return self.model.cfg
+
+    # --- acting ----------------------------------------------------------------------------------------------------
+
+    def act(self, obs: np.ndarray, task: int, t0: bool = False, eval_mode: bool = False) -> np.ndarray:
+        """Plan one action [action_dim] for observation `obs` (zero-padded here if shorter than obs_dim).
+
+        t0 marks an episode's first step (drops the warm start); eval_mode returns the planner's mean action
+        instead of a sample. Padded action dims of the task are exactly 0.
+        """
+        obs_dim = self.model.cfg.obs_dim
+        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        if obs_t.dim() != 1 or obs_t.shape[0] > obs_dim:
+            raise ValueError(f"act() takes one observation of at most obs_dim={obs_dim} values, got {tuple(obs_t.shape)}")
+        if obs_t.shape[0] < obs_dim:
+            obs_t = F.pad(obs_t, (0, obs_dim - obs_t.shape[0]))
+        if not 0 <= task < self.model.cfg.num_tasks:
+            raise ValueError(f"task index {task} out of range [0, {self.model.cfg.num_tasks})")
+        with torch.inference_mode():
+            self.model.eval()
+            task_t = torch.tensor(task, dtype=torch.long)
+            z = self.model.encode(obs_t.unsqueeze(0), task_t)
+            prev_mean = None if t0 else self._prev_mean
+            action, self._prev_mean = plan(
+                self.model, z, task_t, prev_mean, self.cfg, self.discount, self.generator, eval_mode
+            )
+        return action.numpy().copy()
+
+    # --- learning --------------------------------------------------------------------------------------------------
+
+    def update(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        """One gradient step of the world model, one of the policy prior, and a Polyak step of the target Q.
+
+        batch: obs [H+1, B, obs_dim], action [H, B, action_dim], reward [H, B], task [B] int64, and optionally
+        terminated [H, B] (1 where the episode ended at that transition; Meta-World never terminates).
+        """
+        cfg, model, g = self.cfg, self.model, self.generator
+        obs, action, reward, task = batch["obs"], batch["action"], batch["reward"], batch["task"]
+        terminated = batch.get("terminated")
+        terminated = torch.zeros_like(reward) if terminated is None else terminated
+        horizon = self._check_batch(obs, action, reward, task, terminated)
+        rho = cfg.rho ** torch.arange(horizon + 1, dtype=torch.float32)  # loss weight of each step
+        model.train()
+
+        # 1. Targets, without gradients: the encoder's latents of the observed next states (what the dynamics
+        #    must predict), and TD targets from the target Q at the policy's next action (min of two random heads).
+        with torch.no_grad():
+            next_z = model.encode(obs[1:], task)
+            next_action = model.pi(next_z, task, g).action
+            next_q = model.Q(next_z, next_action, task, "min", target=True, generator=g)
+            td_target = reward + self.discount * (1.0 - terminated) * next_q
+
+        # 2. Roll the latent forward from the first observation through the logged actions.
+        z = model.encode(obs[0], task)
+        zs = [z]
+        consistency_loss = torch.zeros(())
+        for t in range(horizon):
+            z = model.next(z, action[t], task)
+            consistency_loss = consistency_loss + rho[t] * F.mse_loss(z, next_z[t])
+            zs.append(z)
+        zs = torch.stack(zs)  # [H+1, B, latent]
+
+        # 3. Reward and value predictions on the rolled-out latents, as classification over two-hot bins.
+        mcfg = model.cfg
+        reward_logits = model.reward(zs[:-1], action, task)  # [H, B, bins]
+        q_logits = model.Q(zs[:-1], action, task, "all", generator=g)  # [num_q, H, B, bins]
+        reward_ce = soft_cross_entropy(reward_logits, two_hot(reward, mcfg.num_bins, mcfg.vmin, mcfg.vmax))
+        value_ce = soft_cross_entropy(q_logits, two_hot(td_target, mcfg.num_bins, mcfg.vmin, mcfg.vmax))
+        reward_loss = (reward_ce.mean(-1) * rho[:-1]).sum()
+        value_loss = (value_ce.mean(-1) * rho[:-1]).sum() / mcfg.num_q
+        model_loss = (
+            cfg.consistency_coef * consistency_loss + cfg.reward_coef * reward_loss + cfg.value_coef * value_loss
+        ) / horizon
+
+        # set_to_none also clears the task embedding's gradient left over from the previous policy step.
+        self.optim.zero_grad(set_to_none=True)
+        model_loss.backward()
+        model_grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.model.encoder_parameters + self.model.model_parameters, cfg.grad_clip_norm, foreach=True
+        )
+        self.optim.step()
+
+        # 4. Policy prior: maximise Q (gradient through the action only) plus entropy, on the detached latents.
+        zs = zs.detach()
+        policy = model.pi(zs, task, g)
+        q = model.Q(zs, policy.action, task, "avg", detach=True, generator=g)  # [H+1, B]
+        with torch.no_grad():
+            low, high = torch.quantile(q[0], torch.tensor([0.05, 0.95]))
+            self.q_scale.lerp_((high - low).clamp(min=1.0), cfg.tau)
+        pi_loss = (-(cfg.entropy_coef * policy.entropy + q / self.q_scale).mean(-1) * rho).mean()
+        self.pi_optim.zero_grad(set_to_none=True)
+        pi_loss.backward()
+        pi_grad_norm = torch.nn.utils.clip_grad_norm_(self.model.policy_parameters, cfg.grad_clip_norm, foreach=True)
+        self.pi_optim.step()
+
+        # 5. Target Q follows the online Q slowly.
+        model.soft_update_target(cfg.tau)
+
+        names = ("consistency_loss", "reward_loss", "value_loss", "model_loss", "model_grad_norm", "pi_loss",
+                 "pi_grad_norm", "pi_entropy", "q_scale", "td_target_mean")
+        values = torch.stack([
+            consistency_loss, reward_loss, value_loss, model_loss, model_grad_norm, pi_loss,
+            pi_grad_norm, policy.entropy.mean(), self.q_scale, td_target.mean(),
+        ]).detach()  # fmt: skip
+        return dict(zip(names, values.tolist()))
+
+    def _check_batch(self, obs: Tensor, action: Tensor, reward: Tensor, task: Tensor, terminated: Tensor) -> int:
+        """Shapes at the boundary, with messages naming the field; returns the horizon H."""
+        mcfg = self.model.cfg
+        if action.dim() != 3 or action.shape[-1] != mcfg.action_dim:
+            raise ValueError(f"batch['action'] must be [H, B, action_dim={mcfg.action_dim}], got {tuple(action.shape)}")
+        horizon, batch_size = action.shape[:2]
+        expected = {
+            "obs": (obs, (horizon + 1, batch_size, mcfg.obs_dim)),
+            "reward": (reward, (horizon, batch_size)),
+            "terminated": (terminated, (horizon, batch_size)),
+            "task": (task, (batch_size,)),
+        }
+        for name, (tensor, shape) in expected.items():
+            if tuple(tensor.shape) != shape:
+                raise ValueError(f"batch[{name!r}] must have shape {shape}, got {tuple(tensor.shape)}")
+        if task.dtype != torch.long:
+            raise ValueError(f"batch['task'] must be int64 task indices, got {task.dtype}")
+        return horizon
+
+    # --- growing the task set --------------------------------------------------------------------------------------
+
+    def add_task(self, action_mask: Tensor, init_from: int | None = None) -> int:
+        """Add a task (e.g. a new SKU before fine-tuning), its embedding copied from task `init_from`; the
+        optimiser keeps its state for every other parameter and starts the new embedding row from zero moments."""
+        old = self.model._task_emb.weight if self.model._task_emb is not None else None
+        index = self.model.add_task(action_mask, init_from, self.generator)
+        if old is not None:
+            new = self.model._task_emb.weight
+            for group in self.optim.param_groups:
+                group["params"] = [new if p is old else p for p in group["params"]]
+            state = self.optim.state.pop(old, None)
+            if state:
+                for key in ("exp_avg", "exp_avg_sq"):
+                    state[key] = torch.cat([state[key], torch.zeros_like(state[key][:1])])
+                self.optim.state[new] = state
+        return index
+
+    # --- checkpoints -----------------------------------------------------------------------------------------------
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"model": self.optim, "pi": self.pi_optim}
+
+    def tensors(self) -> dict[str, Tensor]:
+        """Everything needed to resume exactly, as flat named tensors (safetensors-ready, no pickle): model and
+        target weights, action mask, Adam moments, Q scale, planner warm start and the generator state."""
+        out = {f"model.{k}": v.detach().clone() for k, v in self.model.state_dict().items()}
+        names = {p: n for n, p in self.model.named_parameters()}
+        for opt_name, opt in self._optimizers().items():
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    for key, value in opt.state.get(p, {}).items():
+                        out[f"optim.{opt_name}.{names[p]}.{key}"] = value.detach().clone()
+        out["q_scale"] = self.q_scale.clone()
+        out["generator_state"] = self.generator.get_state()
+        if self._prev_mean is not None:
+            out["planner.prev_mean"] = self._prev_mean.clone()
+        return out
+
+    def load_tensors(self, tensors: dict[str, Tensor]) -> None:
+        """Inverse of tensors(); the model's shapes (num_tasks included) must match."""
+        model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.model.load_state_dict(model_state)
+        names = {p: n for n, p in self.model.named_parameters()}
+        for opt_name, opt in self._optimizers().items():
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    prefix = f"optim.{opt_name}.{names[p]}."
+                    state = {k[len(prefix):]: v.clone() for k, v in tensors.items() if k.startswith(prefix)}
+                    if state:
+                        opt.state[p] = state
+                    else:
+                        opt.state.pop(p, None)
+        self.q_scale = tensors["q_scale"].clone()
+        self.generator.set_state(tensors["generator_state"])
+        prev_mean = tensors.get("planner.prev_mean")
+        self._prev_mean = None if prev_mean is None else prev_mean.clone()
+
+    state_dict = tensors
+    load_state_dict = load_tensors
+
+    def config(self) -> dict[str, Any]:
+        """JSON-ready configuration; Agent.from_config(config, tensors) rebuilds the agent."""
+        return {"model": self.model.cfg.to_dict(), "agent": self.cfg.to_dict(), "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], tensors: dict[str, Tensor] | None = None) -> Agent:
+        action_mask = None if tensors is None else tensors["model.action_mask"]
+        agent = cls(
+            WorldModelConfig.from_dict(config["model"]), AgentConfig.from_dict(config["agent"]), action_mask, config["seed"]
+        )
+        if tensors is not None:
+            agent.load_tensors(tensors)
+        return agent

@@ -1,0 +1,47 @@
+"""Rollout evaluation of an agent on a task: success rate, steps to first success, return, on fixed seeds."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from crossover.tasks import TaskSpec, make_env
+
+EVAL_SEED_BASE = 1_000_000  # evaluation layouts never coincide with the training seeds used by the loops
+
+
+@dataclass
+class EvalResult:
+    episodes: int
+    success_rate: float  # fraction of episodes with success at any step
+    mean_steps_to_success: float | None  # over successful episodes
+    mean_return: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate(agent, task: TaskSpec, task_index: int, episodes: int, episode_length: int, env=None) -> EvalResult:
+    """Run `episodes` planner-mean episodes on the fixed evaluation seeds 0..episodes-1."""
+    own_env = env is None
+    env = env or make_env(task, episode_length)
+    successes, firsts, returns = 0, [], []
+    try:
+        for i in range(episodes):
+            obs = env.reset(EVAL_SEED_BASE + i)
+            total, first = 0.0, None
+            for t in range(episode_length):
+                obs, reward, terminated, truncated, success = env.step(agent.act(obs, task_index, t0=t == 0, eval_mode=True))
+                total += reward
+                if success and first is None:
+                    first = t + 1
+                if terminated or truncated:
+                    break
+            successes += first is not None
+            returns.append(total)
+            if first is not None:
+                firsts.append(first)
+    finally:
+        if own_env:
+            env.close()
+    return EvalResult(episodes, successes / episodes, float(np.mean(firsts)) if firsts else None, float(np.mean(returns)))

@@ -1,0 +1,82 @@
+"""Checkpoints of a training run: safetensors for every tensor, JSON for configs and counters. No pickle.
+
+A checkpoint is a folder written whole under a temporary name and renamed into place, so a run killed while
+saving keeps its previous checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
+from safetensors.torch import load_file as load_torch, save_file as save_torch
+
+from crossover.agent.agent import Agent
+from crossover.errors import CrossoverError
+
+MODEL_FILE = "model.safetensors"  # agent weights, optimiser moments, generator state
+CONFIG_FILE = "config.json"  # agent and world-model configs
+STATE_FILE = "state.json"  # loop counters, numpy generator state, task names, anything JSON
+BUFFER_FILE = "buffer.safetensors"  # replay buffer arrays (online runs only)
+
+
+def save_checkpoint(path: str | Path, agent: Agent, state: dict, buffer: dict[str, np.ndarray] | None = None) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_torch({k: v.contiguous() for k, v in agent.tensors().items()}, str(tmp / MODEL_FILE))
+    (tmp / CONFIG_FILE).write_text(json.dumps(agent.config(), indent=2))
+    (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+    if buffer is not None:
+        save_numpy({k: np.ascontiguousarray(v) for k, v in buffer.items()}, str(tmp / BUFFER_FILE))
+    old = path.with_name(f".{path.name}.old")
+    if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(path: str | Path) -> tuple[Agent, dict, dict[str, np.ndarray] | None]:
+    """(agent, state, buffer arrays or None); a missing or damaged file is an error naming it."""
+    path = Path(path)
+    if not path.exists() and path.with_name(f".{path.name}.old").exists():
+        path = path.with_name(f".{path.name}.old")  # killed between the two renames of save_checkpoint
+    for name in (MODEL_FILE, CONFIG_FILE, STATE_FILE):
+        if not (path / name).exists():
+            raise CrossoverError(f"{path / name}: missing; the checkpoint is incomplete")
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text())
+        state = json.loads((path / STATE_FILE).read_text())
+    except json.JSONDecodeError as e:
+        raise CrossoverError(f"{path}: damaged JSON in checkpoint ({e.msg})")
+    try:
+        tensors = load_torch(str(path / MODEL_FILE))
+        buffer = load_numpy(str(path / BUFFER_FILE)) if (path / BUFFER_FILE).exists() else None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CrossoverError(f"{path}: damaged safetensors file ({e})")
+    try:
+        agent = Agent.from_config(config, tensors)
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise CrossoverError(f"{path / MODEL_FILE}: does not match {path / CONFIG_FILE} ({str(e).splitlines()[0]})")
+    return agent, state, buffer
+
+
+def generator_state(rng: np.random.Generator) -> dict:
+    return rng.bit_generator.state
+
+
+def restore_generator(state: dict) -> np.random.Generator:
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
+def set_threads(threads: int) -> None:
+    torch.set_num_threads(threads)

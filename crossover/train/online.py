@@ -1,0 +1,220 @@
+"""The online loop: act by planning, store experience, update the world model; scratch and fine-tuning share it.
+
+`adapt()` is the task-specific learner of Crossover. From scratch it starts with random weights and a phase of
+uniformly random actions (an untrained planner has nothing to plan with); from a pretrained run it adds the
+target task to the model and plans from its first step. Everything else (updates, evaluation, budget) is the
+same code path, so the comparison between the two is fair by construction.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crossover.agent.agent import Agent, AgentConfig
+from crossover.data.collect import EpisodeJob, PolicySpec, run_episode
+from crossover.data.episodes import Episode
+from crossover.data.sampler import TrajectoryBuffer
+from crossover.errors import CrossoverError
+from crossover.eval.rollout import evaluate
+from crossover.model.world_model import WorldModelConfig
+from crossover.tasks import all_tasks, get_task, make_env
+from crossover.train.checkpoint import (generator_state, load_checkpoint, restore_generator, save_checkpoint)
+from crossover.train.metrics import MetricsLogger
+
+
+@dataclass
+class AdaptConfig:
+    task: str  # the target task
+    init: str = "scratch"  # "scratch", or the folder of a `crossover pretrain` run to fine-tune
+    steps: int = 20_000  # environment-step budget of online interaction
+    demos: int = 0  # scripted-expert episodes put in the replay buffer before the first step
+    eval_every: int = 2_000  # evaluate every this many env steps (at the end of the episode that crosses it)
+    eval_episodes: int = 10  # evaluation episodes, on fixed seeds
+    episode_length: int = 200  # steps per training/evaluation episode
+    seed: int = 0  # one seed for weights, exploration, layouts and planner noise
+    preset: str = "1m"  # world-model size when starting from scratch
+    seed_steps: int | None = None  # random-action steps before planning (scratch only); None: max(1000, 5 episodes)
+    update_every: int = 1  # one gradient update per this many env steps, after the seed phase
+    threads: int = 2  # torch threads
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "demos", "eval_episodes", "seed_steps"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise CrossoverError(f"{name} must be >= 0 (got {v})")
+        for name in ("eval_every", "episode_length", "update_every", "threads"):
+            if getattr(self, name) < 1:
+                raise CrossoverError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.preset not in WorldModelConfig.PRESETS:
+            raise CrossoverError(f"unknown preset {self.preset!r}; choose one of {sorted(WorldModelConfig.PRESETS)}")
+        get_task(self.task)
+
+    @property
+    def from_scratch(self) -> bool:
+        return self.init == "scratch"
+
+    @property
+    def random_steps(self) -> int:
+        if not self.from_scratch:
+            return 0
+        return self.seed_steps if self.seed_steps is not None else max(1000, 5 * self.episode_length)
+
+
+@dataclass
+class AdaptResult:
+    run_dir: Path
+    curve: list[dict]  # evaluation points: env_steps, success, steps_to_success, return, wall_s, cpu_s
+    env_steps: int
+    demos: int
+    wall_s: float  # adaptation only: excludes pretraining
+    cpu_s: float
+
+
+def _episode_seed(seed: int, episode: int) -> int:
+    return int(np.random.SeedSequence(seed, spawn_key=(7, episode)).generate_state(1)[0])
+
+
+def _new_agent(cfg: AdaptConfig) -> tuple[Agent, dict]:
+    """A fresh agent for the target task, or a pretrained one with the target task added. Returns (agent, info)."""
+    spec = get_task(cfg.task)
+    agent_cfg = AgentConfig(episode_length=cfg.episode_length)
+    if cfg.from_scratch:
+        model_cfg = WorldModelConfig.preset(cfg.preset, obs_dim=spec.obs_dim, action_dim=spec.action_dim, num_tasks=1)
+        mask = torch.ones(1, spec.action_dim)
+        return Agent(model_cfg, agent_cfg, mask, cfg.seed), {"tasks": [cfg.task], "init": "scratch"}
+    from crossover.train.pretrain import load_pretrained
+
+    return load_pretrained(cfg.init, cfg.task, agent_cfg, cfg.seed)
+
+
+def _to_torch(batch) -> dict[str, torch.Tensor]:
+    return {"obs": torch.from_numpy(batch.obs), "action": torch.from_numpy(batch.action),
+            "reward": torch.from_numpy(batch.reward), "terminated": torch.from_numpy(batch.terminated),
+            "task": torch.from_numpy(batch.task)}
+
+
+def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=print) -> AdaptResult:
+    """Train on `cfg.task` for `cfg.steps` env steps, writing metrics and checkpoints to `out`."""
+    out = Path(out)
+    ckpt = out / "checkpoint"
+    torch.set_num_threads(cfg.threads)
+    spec = get_task(cfg.task)
+    if resume and (ckpt.exists() or ckpt.with_name(".checkpoint.old").exists()):
+        saved = json.loads((out / "adapt_config.json").read_text())
+        if saved != _json_config(cfg):
+            changed = sorted(k for k in saved if saved[k] != _json_config(cfg).get(k))
+            raise CrossoverError(f"{out}: --resume with different settings ({', '.join(changed)}); "
+                                 f"use the original ones or another --out")
+        agent, state, buffer_state = load_checkpoint(ckpt)
+        task_index = state["task_index"]
+        buffer = TrajectoryBuffer(state["tasks"], spec.obs_dim, agent.model_cfg.action_dim, state["capacity"])
+        buffer.load_state(buffer_state)
+        rng = restore_generator(state["rng"])
+        progress(f"[adapt] resuming {out} at env step {state['env_steps']}")
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise CrossoverError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "adapt_config.json").write_text(json.dumps(_json_config(cfg), indent=2))
+        agent, info = _new_agent(cfg)
+        task_index = info["tasks"].index(cfg.task)
+        capacity = cfg.steps + (cfg.demos + 2) * (cfg.episode_length + 1)
+        buffer = TrajectoryBuffer([cfg.task], spec.obs_dim, agent.model_cfg.action_dim, capacity)
+        rng = np.random.default_rng(cfg.seed)
+        state = {"env_steps": 0, "episodes": 0, "updates": 0, "wall_s": 0.0, "cpu_s": 0.0, "curve": [],
+                 "task_index": task_index, "tasks": [cfg.task], "capacity": capacity, "init_info": info,
+                 "next_eval": 0}
+        for d in range(cfg.demos):  # demonstrations: scripted expert on layouts of their own
+            job = EpisodeJob(cfg.task, -1, d, PolicySpec("expert"), _episode_seed(cfg.seed + 1, d))
+            buffer.add_episode(run_episode(job, cfg.episode_length), agent.cfg.horizon)
+    logger = MetricsLogger(out, resume_step=state["env_steps"] if resume else None)
+    env = make_env(spec, cfg.episode_length)
+    eval_env = make_env(spec, cfg.episode_length)
+    wall0, cpu0 = time.time() - state["wall_s"], time.process_time() - state["cpu_s"]
+    last_print = 0.0
+
+    def clocks() -> tuple[float, float]:
+        return time.time() - wall0, time.process_time() - cpu0
+
+    try:
+        while True:
+            if state["env_steps"] >= state["next_eval"]:  # evaluation happens between episodes only
+                ev = evaluate(agent, spec, task_index, cfg.eval_episodes, cfg.episode_length, eval_env)
+                wall, cpu = clocks()
+                point = {"env_steps": state["env_steps"], "success": ev.success_rate,
+                         "steps_to_success": ev.mean_steps_to_success, "return": ev.mean_return,
+                         "wall_s": round(wall, 3), "cpu_s": round(cpu, 3)}
+                state["curve"].append(point)
+                logger.log("eval", state["env_steps"], {k: v for k, v in point.items() if k != "env_steps"})
+                progress(f"[adapt] {cfg.task} step {state['env_steps']:,}/{cfg.steps:,}: eval success "
+                         f"{ev.success_rate:.0%}, return {ev.mean_return:.0f} ({wall:.0f}s)")
+                state["next_eval"] = min(state["env_steps"] + cfg.eval_every, cfg.steps) \
+                    if state["env_steps"] < cfg.steps else cfg.steps + 1
+                state["wall_s"], state["cpu_s"] = wall, cpu
+                state["rng"] = generator_state(rng)
+                save_checkpoint(ckpt, agent, state, buffer.state())
+            if state["env_steps"] >= cfg.steps:
+                break
+            ep, losses = _train_episode(cfg, agent, env, buffer, rng, state, task_index, spec.action_dim)
+            wall, cpu = clocks()
+            logger.log("train", state["env_steps"], {"episode_return": float(ep.reward.sum()),
+                                                      "episode_success": float(ep.success.any()),
+                                                      "updates": state["updates"], "wall_s": round(wall, 3),
+                                                      **losses})
+            if time.time() - last_print > 15:
+                last_print = time.time()
+                rate = state["env_steps"] / max(wall, 1e-9)
+                progress(f"[adapt] {cfg.task} step {state['env_steps']:,}/{cfg.steps:,}, episode success "
+                         f"{ep.success.any():d}, {rate:.1f} steps/s, ~{(cfg.steps - state['env_steps']) / max(rate, 1e-9) / 60:.0f} min left")
+    finally:
+        env.close()
+        eval_env.close()
+        logger.close()
+    result = AdaptResult(out, state["curve"], state["env_steps"], cfg.demos, state["wall_s"], state["cpu_s"])
+    (out / "summary.json").write_text(json.dumps({**asdict(result), "run_dir": str(out)}, indent=2))
+    return result
+
+
+def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer, rng: np.random.Generator,
+                   state: dict, task_index: int, action_dim: int) -> tuple[Episode, dict]:
+    """One episode of interaction with updates interleaved; returns it and its mean losses."""
+    horizon, batch_size = agent.cfg.horizon, agent.cfg.batch_size
+    obs = env.reset(_episode_seed(cfg.seed, state["episodes"]))
+    rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "success", "terminated", "truncated")}
+    sums: dict[str, float] = {}
+    n_updates = 0
+    for t in range(cfg.episode_length):
+        if state["env_steps"] < cfg.random_steps:
+            action = rng.uniform(-1, 1, size=action_dim).astype(np.float32)
+        else:
+            action = agent.act(obs, task_index, t0=t == 0)[:action_dim]  # the model's actions may be padded
+        next_obs, reward, terminated, truncated, success = env.step(action)
+        for k, v in zip(rows, (obs, action, reward, success, terminated, truncated)):
+            rows[k].append(v)
+        obs = next_obs
+        state["env_steps"] += 1
+        if state["env_steps"] > cfg.random_steps and len(buffer) and state["env_steps"] % cfg.update_every == 0:
+            # The first update after the random phase catches up on it, as TD-MPC2 does after its seed steps.
+            todo = cfg.random_steps if state["updates"] == 0 and cfg.random_steps else 1
+            for _ in range(todo):
+                for k, v in agent.update(_to_torch(buffer.sample(batch_size, horizon, rng))).items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n_updates += 1
+            state["updates"] += todo
+        if terminated or truncated:
+            break
+    ep = Episode(cfg.task, np.stack(rows["obs"]), np.stack(rows["action"]), np.asarray(rows["reward"], np.float32),
+                 np.asarray(rows["success"], bool), np.asarray(rows["terminated"], bool),
+                 np.asarray(rows["truncated"], bool), policy="agent", final_obs=obs)
+    buffer.add_episode(ep, horizon)
+    state["episodes"] += 1
+    return ep, {k: v / n_updates for k, v in sums.items()}
+
+
+def _json_config(cfg: AdaptConfig) -> dict:
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg)}

@@ -1,0 +1,238 @@
+"""The world model and the agent: shapes and action masks, learning on a fixed synthetic system, planner bounds,
+exact save/load round-trips through safetensors, and seed determinism. Small networks keep the file under a few
+seconds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from crossover.agent.agent import Agent, AgentConfig, discount_from_episode_length
+from crossover.model.layers import dropout_mask, two_hot, two_hot_inv
+from crossover.model.world_model import WorldModel, WorldModelConfig
+
+OBS_DIM, ACTION_DIM = 10, 4
+# Task 0 uses all four actuators; task 1 is a smaller robot whose last two action dims are padding.
+ACTION_MASK = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]])
+
+
+def small_model_cfg(**overrides) -> WorldModelConfig:
+    sizes = dict(obs_dim=OBS_DIM, action_dim=ACTION_DIM, num_tasks=2, task_dim=8, latent_dim=32, enc_dim=32,
+                 mlp_dim=64, num_q=3, num_bins=51)  # fmt: skip
+    return WorldModelConfig(**{**sizes, **overrides})
+
+
+def small_agent_cfg(**overrides) -> AgentConfig:
+    planner = dict(iterations=2, num_samples=32, num_elites=8, num_pi_trajs=8, batch_size=32)
+    return AgentConfig(**{**planner, **overrides})
+
+
+def make_agent(seed: int = 0, **overrides) -> Agent:
+    return Agent(small_model_cfg(), small_agent_cfg(**overrides), ACTION_MASK, seed=seed)
+
+
+def random_batch(seed: int, horizon: int = 3, batch_size: int = 32) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    task = torch.randint(0, 2, (batch_size,), generator=gen)
+    return {
+        "obs": torch.randn(horizon + 1, batch_size, OBS_DIM, generator=gen),
+        "action": (torch.rand(horizon, batch_size, ACTION_DIM, generator=gen) * 2 - 1) * ACTION_MASK[task],
+        "reward": torch.rand(horizon, batch_size, generator=gen),
+        "task": task,
+        "terminated": torch.zeros(horizon, batch_size),
+    }
+
+
+def test_two_hot_round_trip_and_bounds():
+    x = torch.tensor([-1e6, -3.2, -0.01, 0.0, 0.5, 7.0, 1234.0, 1e6])
+    encoded = two_hot(x, num_bins=101)
+    assert encoded.shape == (8, 101)
+    torch.testing.assert_close(encoded.sum(-1), torch.ones(8))
+    decoded = two_hot_inv(torch.log(encoded + 1e-30))
+    # Inside the symlog range [-10, 10] the code is exact; outside it saturates at symexp(+-10).
+    torch.testing.assert_close(decoded[1:-1], x[1:-1], rtol=1e-4, atol=1e-4)
+    saturated = torch.expm1(torch.tensor(10.0))
+    torch.testing.assert_close(decoded[[0, -1]], torch.stack([-saturated, saturated]))
+
+
+def test_dropout_mask_rate_and_scale():
+    mask = dropout_mask(torch.Size([200, 500]), 0.1, torch.Generator().manual_seed(0))
+    dropped = (mask == 0).float().mean().item()
+    assert abs(dropped - 0.1) < 0.005
+    assert torch.allclose(mask[mask > 0], torch.tensor(1 / 0.9))
+
+
+def test_shapes_and_action_masks():
+    model = WorldModel(small_model_cfg(), ACTION_MASK, torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(1)
+    obs = torch.randn(3, 5, OBS_DIM, generator=gen)
+    task = torch.tensor([0, 1, 1, 0, 1])
+    z = model.encode(obs, task)
+    assert z.shape == (3, 5, 32)
+    # SimNorm: every group of 8 latent units is a distribution.
+    torch.testing.assert_close(z.view(3, 5, 4, 8).sum(-1), torch.ones(3, 5, 4))
+    policy = model.pi(z, task, gen)
+    assert policy.action.shape == (3, 5, ACTION_DIM) and policy.log_prob.shape == (3, 5)
+    padded = task == 1
+    assert (policy.action[:, padded, 2:] == 0).all() and (policy.mean[:, padded, 2:] == 0).all()
+    assert (policy.action[:, ~padded] != 0).all()
+    assert model.next(z, policy.action, task).shape == (3, 5, 32)
+    assert model.reward(z, policy.action, task).shape == (3, 5, 51)
+    assert model.Q(z, policy.action, task, "all").shape == (3, 3, 5, 51)
+    for kind in ("min", "avg"):
+        assert model.Q(z, policy.action, task, kind, generator=gen).shape == (3, 5)
+    with pytest.raises(ValueError, match="return_type"):
+        model.Q(z, policy.action, task, "max")
+
+
+def test_masked_dims_do_not_enter_log_prob():
+    """A one-actuator task's log-prob equals that of the same Gaussian restricted to its active dim."""
+    mask = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    model = WorldModel(small_model_cfg(num_tasks=1), mask, torch.Generator().manual_seed(0))
+    z = model.encode(torch.randn(6, OBS_DIM), torch.tensor(0))
+    policy = model.pi(z, torch.tensor(0), torch.Generator().manual_seed(3))
+    mean, log_std = model._pi(model._with_task(z, torch.tensor(0))).chunk(2, dim=-1)
+    cfg = model.cfg
+    log_std = cfg.log_std_min + 0.5 * (cfg.log_std_max - cfg.log_std_min) * (torch.tanh(log_std[:, 0]) + 1)
+    pre_tanh = torch.atanh(policy.action[:, 0].clamp(-0.999999, 0.999999))
+    gaussian = torch.distributions.Normal(mean[:, 0], log_std.exp()).log_prob(pre_tanh)
+    expected = gaussian - torch.log(1 - policy.action[:, 0] ** 2 + 1e-6)
+    torch.testing.assert_close(policy.log_prob, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_act_pads_observations_and_masks_actions():
+    short_obs = np.random.default_rng(0).standard_normal(7).astype(np.float32)
+    padded_obs = np.concatenate([short_obs, np.zeros(OBS_DIM - 7, np.float32)])
+    a, b = make_agent(seed=4), make_agent(seed=4)
+    for t in range(5):
+        for eval_mode in (False, True):
+            action = a.act(short_obs, task=1, t0=t == 0, eval_mode=eval_mode)
+            np.testing.assert_array_equal(action, b.act(padded_obs, task=1, t0=t == 0, eval_mode=eval_mode))
+            assert action.shape == (ACTION_DIM,) and action.dtype == np.float32
+            assert np.all(np.abs(action) <= 1.0) and np.all(action[2:] == 0.0)
+    full = a.act(padded_obs, task=0, t0=True)
+    assert np.all(np.abs(full) <= 1.0) and np.all(full != 0.0)
+    with pytest.raises(ValueError, match="obs_dim"):
+        a.act(np.zeros(OBS_DIM + 1, np.float32), task=0)
+    with pytest.raises(ValueError, match="task index"):
+        a.act(padded_obs, task=2)
+
+
+def synthetic_dataset(num_episodes: int = 64, length: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A fixed linear system with a quadratic reward, the same for both tasks: something learnable."""
+    gen = torch.Generator().manual_seed(seed)
+    a_matrix = torch.linalg.qr(torch.randn(OBS_DIM, OBS_DIM, generator=gen))[0] * 0.9
+    b_matrix = torch.randn(ACTION_DIM, OBS_DIM, generator=gen) * 0.5
+    obs = torch.empty(length + 1, num_episodes, OBS_DIM)
+    obs[0] = torch.randn(num_episodes, OBS_DIM, generator=gen)
+    action = torch.rand(length, num_episodes, ACTION_DIM, generator=gen) * 2 - 1
+    for t in range(length):
+        obs[t + 1] = obs[t] @ a_matrix + action[t] @ b_matrix
+    reward = 1.0 - obs[1:, :, :3].square().sum(-1).clamp(max=3.0) / 3.0
+    return {"obs": obs, "action": action, "reward": reward}
+
+
+def sample(data: dict[str, torch.Tensor], gen: torch.Generator, horizon: int = 3, batch_size: int = 32):
+    length, num_episodes = data["action"].shape[:2]
+    episode = torch.randint(0, num_episodes, (batch_size,), generator=gen)
+    start = torch.randint(0, length - horizon + 1, (batch_size,), generator=gen)
+    steps = start + torch.arange(horizon + 1).unsqueeze(1)  # [H+1, B]
+    return {
+        "obs": data["obs"][steps, episode],
+        "action": data["action"][steps[:-1], episode],
+        "reward": data["reward"][steps[:-1], episode],
+        "task": torch.zeros(batch_size, dtype=torch.long),
+        "terminated": torch.zeros(horizon, batch_size),
+    }
+
+
+def reward_error(agent: Agent, batch: dict[str, torch.Tensor]) -> float:
+    with torch.no_grad():
+        z = agent.model.encode(batch["obs"][0], batch["task"])
+        predicted = two_hot_inv(agent.model.reward(z, batch["action"][0], batch["task"]))
+    return (predicted - batch["reward"][0]).abs().mean().item()
+
+
+def test_training_fits_a_synthetic_system():
+    agent = make_agent(seed=0, lr=1e-3)
+    data = synthetic_dataset()
+    gen = torch.Generator().manual_seed(0)
+    held_out = sample(synthetic_dataset(seed=1), torch.Generator().manual_seed(1), batch_size=256)
+    error_before = reward_error(agent, held_out)
+    history = [agent.update(sample(data, gen)) for _ in range(300)]
+    error_after = reward_error(agent, held_out)
+    first = np.mean([h["model_loss"] for h in history[:20]])
+    last = np.mean([h["model_loss"] for h in history[-20:]])
+    assert all(np.isfinite(v) for h in history for v in h.values())
+    assert last < 0.5 * first, (first, last)
+    # Zero-initialised reward heads start at the mean |reward|; a fitted model must do much better on new data.
+    assert error_after < 0.4 * error_before, (error_before, error_after)
+
+
+def test_tensors_round_trip_through_safetensors_gives_identical_behaviour():
+    agent = make_agent(seed=1)
+    for i in range(3):
+        agent.update(random_batch(i))
+    agent.act(np.ones(OBS_DIM, np.float32), task=0, t0=True)
+    blob = save_safetensors(agent.tensors())  # raises on non-contiguous or shared tensors
+    config = json.loads(json.dumps(agent.config()))
+    restored = Agent.from_config(config, load_safetensors(blob))
+
+    obs = np.linspace(-1, 1, OBS_DIM).astype(np.float32)
+    np.testing.assert_array_equal(agent.act(obs, task=0), restored.act(obs, task=0))  # warm start restored too
+    batch = random_batch(10)
+    assert agent.update(batch) == restored.update(batch)
+    for (name, p), (_, q) in zip(agent.model.state_dict().items(), restored.model.state_dict().items()):
+        assert torch.equal(p, q), name
+
+
+def test_same_seed_same_updates_and_different_seed_differs():
+    a, b, c = make_agent(seed=7), make_agent(seed=7), make_agent(seed=8)
+    for i in range(3):
+        batch = random_batch(i)
+        metrics_a, metrics_b, metrics_c = a.update(batch), b.update(batch), c.update(batch)
+        assert metrics_a == metrics_b
+    assert metrics_a != metrics_c
+    for p, q in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_add_task_copies_the_source_embedding_and_keeps_training():
+    agent = make_agent(seed=2)
+    agent.update(random_batch(0))
+    new = agent.add_task(torch.tensor([1.0, 1.0, 1.0, 0.0]), init_from=1)
+    assert new == 2 and agent.model_cfg.num_tasks == 2 + 1
+    weight = agent.model._task_emb.weight
+    assert torch.equal(weight[2], weight[1])
+    batch = random_batch(1)
+    batch["task"][:] = 2
+    batch["action"][..., 3] = 0
+    metrics = agent.update(batch)
+    assert np.isfinite(metrics["model_loss"])
+    assert not torch.equal(agent.model._task_emb.weight[2], agent.model._task_emb.weight[1])
+    assert agent.act(np.zeros(OBS_DIM, np.float32), task=2, t0=True)[3] == 0.0
+
+
+def test_bad_batch_names_the_field():
+    agent = make_agent()
+    batch = random_batch(0)
+    batch["reward"] = batch["reward"][:2]
+    with pytest.raises(ValueError, match="reward"):
+        agent.update(batch)
+
+
+def test_discount_and_presets():
+    assert discount_from_episode_length(500) == pytest.approx(0.99)
+    assert discount_from_episode_length(10) == 0.95
+    cfg = WorldModelConfig.preset("1m", obs_dim=39, action_dim=4)
+    assert (cfg.enc_dim, cfg.mlp_dim, cfg.latent_dim, cfg.num_q, cfg.num_bins) == (256, 384, 128, 5, 101)
+    assert WorldModelConfig.preset("5m", obs_dim=39, action_dim=4, num_q=2).num_q == 2
+    with pytest.raises(ValueError, match="preset"):
+        WorldModelConfig.preset("7m", obs_dim=39, action_dim=4)
+    with pytest.raises(ValueError, match="simnorm_dim"):
+        small_model_cfg(latent_dim=30)
