@@ -37,6 +37,40 @@ def _inspect(args) -> int:
     return 0 if summary.ok else 1
 
 
+def _pretrain(args) -> int:
+    from crossover.train.pretrain import PretrainConfig, pretrain
+
+    cfg = PretrainConfig(data=args.data, tasks=args.tasks, preset=args.preset, steps=args.steps,
+                         eval_every=args.eval_every, seed=args.seed, threads=args.threads)
+    r = pretrain(cfg, args.out, resume=args.resume)
+    print(f"[pretrain] {r.updates:,} updates on {len(r.tasks)} tasks in {r.wall_s / 60:.1f} min "
+          f"({r.cpu_s / 60:.1f} CPU-min); checkpoint in {r.run_dir / 'checkpoint'}")
+    return 0
+
+
+def _adapt(args) -> int:
+    from crossover.train.online import AdaptConfig, adapt
+
+    cfg = AdaptConfig(task=args.task, init=args.init, steps=args.steps, demos=args.demos, eval_every=args.eval_every,
+                      eval_episodes=args.eval_episodes, episode_length=args.episode_length, seed=args.seed,
+                      preset=args.preset, seed_steps=args.seed_steps, threads=args.threads)
+    r = adapt(cfg, args.out, resume=args.resume)
+    last = r.curve[-1]
+    print(f"[adapt] {args.task}: success {last['success']:.0%} after {r.env_steps:,} env steps and {r.demos} demos, "
+          f"{r.wall_s / 60:.1f} min ({r.cpu_s / 60:.1f} CPU-min); metrics in {r.run_dir}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from crossover.eval.run import evaluate_run
+
+    r = evaluate_run(args.run, args.task, args.episodes, args.episode_length)
+    steps = f"{r.mean_steps_to_success:.0f}" if r.mean_steps_to_success is not None else "-"
+    print(f"{args.task}: success {r.success_rate:.0%} over {r.episodes} episodes, mean steps to success {steps}, "
+          f"mean return {r.mean_return:.1f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crossover", description="Pretrain one robot world model on many tasks, adapt it to "
                                 "new ones, and measure when that beats training from scratch.")
@@ -45,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("tasks", help="list the tasks and splits Crossover knows")
     s.add_argument("--split", metavar="SPEC", help="only these: split names and/or task names, comma-separated "
                    "(MT10, MT50, ML10-train, ML10-test, ML45-train, ML45-test)")
-    s.set_defaults(run=_tasks)
+    s.set_defaults(handler=_tasks)
 
     s = sub.add_parser("collect", help="roll out scripted experts / noisy experts / random policies into a dataset",
                        description="Collect episodes into a LeRobot v3.0 dataset folder. Rerunning on the same --out "
@@ -61,18 +95,58 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--episode-length", type=int, default=None, help="steps per episode (default: the task's, 500)")
     s.add_argument("--flush-every", type=int, default=25, metavar="N",
                    help="episodes per data file; a killed run loses at most this many (default 25)")
-    s.set_defaults(run=_collect)
+    s.set_defaults(handler=_collect)
 
     s = sub.add_parser("inspect", help="summarise a dataset and verify its checksums")
     s.add_argument("dir", metavar="DIR", help="dataset folder")
-    s.set_defaults(run=_inspect)
+    s.set_defaults(handler=_inspect)
+
+    s = sub.add_parser("pretrain", help="train one multi-task world model offline on collected episodes",
+                       description="Pretrain the world model (every component, task embeddings included) on datasets "
+                       "from `collect`. Checkpoints every --eval-every updates; --resume continues a killed run.")
+    s.add_argument("--data", required=True, action="append", metavar="DIR", help="dataset folder (repeatable)")
+    s.add_argument("--out", required=True, metavar="RUN", help="run folder for checkpoints and metrics")
+    s.add_argument("--tasks", metavar="SPEC", help="train on these tasks only (default: all in the data)")
+    s.add_argument("--preset", default="1m", choices=["1m", "5m"], help="world-model size (default 1m)")
+    s.add_argument("--steps", type=int, default=20_000, help="gradient updates (default 20000)")
+    s.add_argument("--eval-every", type=int, default=1_000, help="held-out losses + checkpoint period, in updates")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    s.set_defaults(handler=_pretrain)
+
+    s = sub.add_parser("adapt", help="train the agent online on one task, from scratch or from a pretrained run",
+                       description="Online training by planning in the learned world model. --from scratch is the "
+                       "task-specific baseline; --from RUN fine-tunes a `crossover pretrain` run on the task.")
+    s.add_argument("--task", required=True, help="target task, e.g. door-lock-v3")
+    s.add_argument("--from", dest="init", default="scratch", metavar="RUN|scratch", help="starting point (default scratch)")
+    s.add_argument("--steps", type=int, default=20_000, help="env-step budget (0 measures zero-shot success)")
+    s.add_argument("--out", required=True, metavar="RUN", help="run folder for checkpoints and metrics")
+    s.add_argument("--demos", type=int, default=0, help="scripted-expert episodes to seed the replay buffer with")
+    s.add_argument("--eval-every", type=int, default=2_000, help="evaluate every this many env steps")
+    s.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation (fixed seeds)")
+    s.add_argument("--episode-length", type=int, default=200, help="steps per episode (default 200)")
+    s.add_argument("--preset", default="1m", choices=["1m", "5m"], help="world-model size for --from scratch")
+    s.add_argument("--seed-steps", type=int, default=None, help="random-action steps before planning, --from scratch "
+                   "only (default: max(1000, 5 episodes))")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    s.set_defaults(handler=_adapt)
+
+    s = sub.add_parser("evaluate", help="success rate, steps to success and return of a run's agent on a task")
+    s.add_argument("run", metavar="RUN", help="a run folder from adapt or pretrain")
+    s.add_argument("--task", required=True)
+    s.add_argument("--episodes", type=int, default=10)
+    s.add_argument("--episode-length", type=int, default=200)
+    s.set_defaults(handler=_evaluate)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return args.handler(args)
     except CrossoverError as e:
         print(f"crossover {args.verb}: error: {e}", file=sys.stderr)
         return 2

@@ -48,6 +48,8 @@ def load_checkpoint(path: str | Path) -> tuple[Agent, dict, dict[str, np.ndarray
     path = Path(path)
     if not path.exists() and path.with_name(f".{path.name}.old").exists():
         path = path.with_name(f".{path.name}.old")  # killed between the two renames of save_checkpoint
+    if not path.exists():
+        raise CrossoverError(f"{path}: no checkpoint there; give the folder of a `crossover pretrain` or `adapt` run")
     for name in (MODEL_FILE, CONFIG_FILE, STATE_FILE):
         if not (path / name).exists():
             raise CrossoverError(f"{path / name}: missing; the checkpoint is incomplete")
@@ -55,17 +57,21 @@ def load_checkpoint(path: str | Path) -> tuple[Agent, dict, dict[str, np.ndarray
         config = json.loads((path / CONFIG_FILE).read_text())
         state = json.loads((path / STATE_FILE).read_text())
     except json.JSONDecodeError as e:
-        raise CrossoverError(f"{path}: damaged JSON in checkpoint ({e.msg})")
-    try:
-        tensors = load_torch(str(path / MODEL_FILE))
-        buffer = load_numpy(str(path / BUFFER_FILE)) if (path / BUFFER_FILE).exists() else None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CrossoverError(f"{path}: damaged safetensors file ({e})")
+        raise CrossoverError(f"{path}: damaged JSON in {CONFIG_FILE} or {STATE_FILE} ({e.msg})")
+    tensors = _load(path / MODEL_FILE, load_torch)
+    buffer = _load(path / BUFFER_FILE, load_numpy) if (path / BUFFER_FILE).exists() else None
     try:
         agent = Agent.from_config(config, tensors)
     except (KeyError, ValueError, RuntimeError) as e:
         raise CrossoverError(f"{path / MODEL_FILE}: does not match {path / CONFIG_FILE} ({str(e).splitlines()[0]})")
     return agent, state, buffer
+
+
+def _load(file: Path, loader) -> dict:
+    try:
+        return loader(str(file))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CrossoverError(f"{file}: damaged safetensors file ({e})")
 
 
 def generator_state(rng: np.random.Generator) -> dict:

@@ -8,6 +8,7 @@ same code path, so the comparison between the two is fair by construction.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -89,7 +90,7 @@ def _new_agent(cfg: AdaptConfig) -> tuple[Agent, dict]:
         return Agent(model_cfg, agent_cfg, mask, cfg.seed), {"tasks": [cfg.task], "init": "scratch"}
     from crossover.train.pretrain import load_pretrained
 
-    return load_pretrained(cfg.init, cfg.task, agent_cfg, cfg.seed)
+    return load_pretrained(cfg.init, cfg.task, cfg.seed)
 
 
 def _to_torch(batch) -> dict[str, torch.Tensor]:
@@ -118,20 +119,32 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         progress(f"[adapt] resuming {out} at env step {state['env_steps']}")
     else:
         if out.exists() and any(out.iterdir()):
-            raise CrossoverError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+            if not resume:
+                raise CrossoverError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+            progress(f"[adapt] {out}: killed before its first checkpoint; starting over")
+            shutil.rmtree(out)
+            resume = False
         out.mkdir(parents=True, exist_ok=True)
         (out / "adapt_config.json").write_text(json.dumps(_json_config(cfg), indent=2))
         agent, info = _new_agent(cfg)
         task_index = info["tasks"].index(cfg.task)
         capacity = cfg.steps + (cfg.demos + 2) * (cfg.episode_length + 1)
-        buffer = TrajectoryBuffer([cfg.task], spec.obs_dim, agent.model_cfg.action_dim, capacity)
+        # The buffer knows every task of the model, so its task ids are the model's; only the target gets data.
+        buffer = TrajectoryBuffer(info["tasks"], spec.obs_dim, agent.model_cfg.action_dim, capacity)
         rng = np.random.default_rng(cfg.seed)
-        state = {"env_steps": 0, "episodes": 0, "updates": 0, "wall_s": 0.0, "cpu_s": 0.0, "curve": [],
-                 "task_index": task_index, "tasks": [cfg.task], "capacity": capacity, "init_info": info,
-                 "next_eval": 0}
         for d in range(cfg.demos):  # demonstrations: scripted expert on layouts of their own
             job = EpisodeJob(cfg.task, -1, d, PolicySpec("expert"), _episode_seed(cfg.seed + 1, d))
             buffer.add_episode(run_episode(job, cfg.episode_length), agent.cfg.horizon)
+        if cfg.demos and not cfg.from_scratch and not info["seen_in_pretraining"]:
+            from crossover.train.pretrain import choose_source_task
+
+            best = choose_source_task(agent, buffer, task_index, rng)
+            info["embedding_from"] = info["tasks"][best] if best is not None else info["embedding_from"]
+        if not cfg.from_scratch:
+            progress(f"[adapt] fine-tuning {cfg.init}: {cfg.task} embedding from {info['embedding_from']}")
+        state = {"env_steps": 0, "episodes": 0, "updates": 0, "wall_s": 0.0, "cpu_s": 0.0, "curve": [],
+                 "task_index": task_index, "tasks": info["tasks"], "capacity": capacity, "init_info": info,
+                 "next_eval": 0}
     logger = MetricsLogger(out, resume_step=state["env_steps"] if resume else None)
     env = make_env(spec, cfg.episode_length)
     eval_env = make_env(spec, cfg.episode_length)

@@ -1,0 +1,21 @@
+"""Evaluate the agent saved in a run folder on a task it knows."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from crossover.errors import CrossoverError
+from crossover.eval.rollout import EvalResult, evaluate
+from crossover.tasks import get_task
+
+
+def evaluate_run(run: str | Path, task: str, episodes: int, episode_length: int = 200) -> EvalResult:
+    from crossover.train.checkpoint import load_checkpoint
+
+    if episodes < 1:
+        raise CrossoverError(f"--episodes must be at least 1 (got {episodes})")
+    spec = get_task(task)
+    agent, state, _ = load_checkpoint(Path(run) / "checkpoint")
+    tasks = state.get("tasks", [])
+    if task not in tasks:
+        raise CrossoverError(f"{run}: the agent was not trained on {task!r} (it knows {', '.join(tasks)})")
+    return evaluate(agent, spec, tasks.index(task), episodes, episode_length)

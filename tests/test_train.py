@@ -1,0 +1,110 @@
+"""Real (tiny) training runs: pretraining loss falls, online runs resume exactly, checkpoints round-trip."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from crossover.cli import main
+from crossover.errors import CrossoverError
+from crossover.train.checkpoint import load_checkpoint, save_checkpoint
+from crossover.train.online import AdaptConfig, adapt
+from crossover.train.pretrain import PretrainConfig, pretrain
+
+QUIET = dict(progress=lambda _: None)
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def pretrained(small_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pre") / "run"
+    pretrain(PretrainConfig([str(small_dataset)], steps=60, eval_every=20), out, **QUIET)
+    return out
+
+
+def test_pretraining_loss_falls_on_real_data(pretrained):
+    rows = _rows(pretrained / "train.csv")
+    assert [int(r["step"]) for r in rows] == [20, 40, 60]
+    assert float(rows[-1]["consistency_loss"]) < float(rows[0]["consistency_loss"])
+    assert float(rows[-1]["reward_loss"]) < float(rows[0]["reward_loss"])
+    held = _rows(pretrained / "heldout.csv")
+    assert "reach-v3/consistency" in held[0] and "drawer-close-v3/reward_ce" in held[0]
+
+
+def test_checkpoint_round_trip(pretrained, tmp_path):
+    agent, state, _ = load_checkpoint(pretrained / "checkpoint")
+    assert state["tasks"] == ["reach-v3", "drawer-close-v3"]
+    save_checkpoint(tmp_path / "copy", agent, state)
+    a, b = load_file(str(pretrained / "checkpoint/model.safetensors")), load_file(str(tmp_path / "copy/model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((tmp_path / "copy/config.json").read_text()) == json.loads((pretrained / "checkpoint/config.json").read_text())
+
+
+def test_damaged_checkpoint_is_named(pretrained, tmp_path):
+    import shutil
+
+    shutil.copytree(pretrained / "checkpoint", tmp_path / "ck")
+    (tmp_path / "ck/model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CrossoverError, match="model.safetensors"):
+        load_checkpoint(tmp_path / "ck")
+    (tmp_path / "ck/config.json").unlink()
+    with pytest.raises(CrossoverError, match="config.json"):
+        load_checkpoint(tmp_path / "ck")
+
+
+TINY = ["--task", "reach-v3", "--steps", "90", "--eval-every", "30", "--eval-episodes", "1",
+        "--episode-length", "30", "--seed", "3", "--seed-steps", "30"]
+
+
+def test_adapt_resume_after_sigkill_is_exact(tmp_path):
+    main(["adapt", *TINY, "--out", str(tmp_path / "clean")])
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "crossover.cli", "adapt", *TINY, "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_rows(killed / "eval.csv") if (killed / "eval.csv").exists() else []) < 2:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert main(["adapt", *TINY, "--out", str(killed), "--resume"]) == 0
+    assert _rows(killed / "eval.csv") == _rows(tmp_path / "clean" / "eval.csv") or \
+        [{k: v for k, v in r.items() if k not in ("wall_s", "cpu_s")} for r in _rows(killed / "eval.csv")] == \
+        [{k: v for k, v in r.items() if k not in ("wall_s", "cpu_s")} for r in _rows(tmp_path / "clean" / "eval.csv")]
+    a = load_file(str(tmp_path / "clean/checkpoint/model.safetensors"))
+    b = load_file(str(killed / "checkpoint/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a), "weights after resume differ from the uninterrupted run"
+
+
+def test_adapt_refuses_to_overwrite_and_checks_resume_settings(tmp_path):
+    out = tmp_path / "run"
+    adapt(AdaptConfig("reach-v3", steps=0, eval_episodes=1, episode_length=10), out, **QUIET)
+    with pytest.raises(CrossoverError, match="--resume"):
+        adapt(AdaptConfig("reach-v3", steps=0, eval_episodes=1, episode_length=10), out, **QUIET)
+    with pytest.raises(CrossoverError, match="steps"):
+        adapt(AdaptConfig("reach-v3", steps=30, eval_episodes=1, episode_length=10), out, resume=True, **QUIET)
+
+
+def test_fine_tune_adds_the_new_task_with_demos(pretrained, tmp_path):
+    r = adapt(AdaptConfig("push-v3", init=str(pretrained), steps=20, demos=1, eval_every=20, eval_episodes=1,
+                          episode_length=20), tmp_path / "ft", **QUIET)
+    state = json.loads((tmp_path / "ft/checkpoint/state.json").read_text())
+    assert state["tasks"] == ["reach-v3", "drawer-close-v3", "push-v3"] and state["task_index"] == 2
+    assert state["init_info"]["embedding_from"] in ("reach-v3", "drawer-close-v3")
+    assert [p["env_steps"] for p in r.curve] == [0, 20]
+
+
+def test_bad_adapt_input_is_one_line(capsys):
+    assert main(["adapt", "--task", "reach-v3", "--steps", "-5", "--out", "/tmp/never"]) == 2
+    assert "steps must be >= 0" in capsys.readouterr().err
+    assert main(["adapt", "--task", "reach-v3", "--from", "/nonexistent", "--out", "/tmp/never2"]) == 2
+    assert "/nonexistent" in capsys.readouterr().err
