@@ -71,6 +71,31 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _study(args) -> int:
+    from crossover.study.config import load_study_config
+    from crossover.study.run import report_study, run_study
+
+    run_study(load_study_config(args.config), args.out)
+    path, text = report_study(args.out)
+    print(text)
+    print(f"\nreport: {path}")
+    return 0
+
+
+def _report(args) -> int:
+    from crossover.study.run import report_study
+
+    path, text = report_study(args.dir)
+    print(text)
+    print(f"\nreport: {path}")
+    return 0
+
+
+def _demo(args) -> int:
+    args.config, args.out = "demo", args.out
+    return _study(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crossover", description="Pretrain one robot world model on many tasks, adapt it to "
                                 "new ones, and measure when that beats training from scratch.")
@@ -140,6 +165,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--episodes", type=int, default=10)
     s.add_argument("--episode-length", type=int, default=200)
     s.set_defaults(handler=_evaluate)
+
+    s = sub.add_parser("study", help="run a crossover study: pretrain, adapt vs scratch, KPIs and report",
+                       description="Runs the grid targets x budgets x seeds x {scratch, pretrained at each scale}, "
+                       "collecting and pretraining what is missing. Restarting skips finished runs.")
+    s.add_argument("--config", required=True, metavar="FILE|demo", help="study YAML file, or the built-in preset 'demo'")
+    s.add_argument("--out", required=True, metavar="DIR", help="study folder (created, or continued)")
+    s.set_defaults(handler=_study)
+
+    s = sub.add_parser("report", help="write report.html and print the KPI table of a study folder")
+    s.add_argument("dir", metavar="DIR", help="study folder")
+    s.set_defaults(handler=_report)
+
+    s = sub.add_parser("demo", help="the built-in small study (about 15 min on 2 CPU cores), then its report")
+    s.add_argument("--out", default="studies/demo", metavar="DIR", help="study folder (default studies/demo)")
+    s.set_defaults(handler=_demo)
     return p
 
 

@@ -33,6 +33,7 @@ class PretrainConfig:
     tasks: str | None = None  # task spec to train on; None: every task in the data
     preset: str = "1m"  # world-model size
     steps: int = 20_000  # gradient updates
+    episodes_per_task: int | None = None  # use only the first N episodes of each task (a pretraining scale)
     holdout: float = 0.1  # fraction of each task's episodes held out for the prediction losses (at least 1)
     eval_every: int = 1_000  # held-out losses and a checkpoint every this many updates
     episode_length: int = 200  # episode length the adapted agent will see; sets the discount as in TD-MPC2
@@ -87,7 +88,8 @@ def prediction_losses(agent: Agent, batch: dict[str, torch.Tensor]) -> dict[str,
 
 
 def _split_buffers(datasets: list[EpisodeDataset], tasks: list[str], holdout: float, horizon: int,
-                   obs_dim: int, action_dim: int, seed: int) -> tuple[TrajectoryBuffer, TrajectoryBuffer]:
+                   obs_dim: int, action_dim: int, seed: int, episodes_per_task: int | None = None
+                   ) -> tuple[TrajectoryBuffer, TrajectoryBuffer]:
     frames = sum(ds.num_frames for ds in datasets)
     train = TrajectoryBuffer(tasks, obs_dim, action_dim, capacity=frames + 1)
     held = TrajectoryBuffer(tasks, obs_dim, action_dim, capacity=frames + 1)
@@ -97,6 +99,7 @@ def _split_buffers(datasets: list[EpisodeDataset], tasks: list[str], holdout: fl
         for ep in ds.iter_episodes([t for t in tasks if t in ds.task_names]):
             by_task.setdefault(ep.task, []).append(ep)
         for task, eps in by_task.items():
+            eps = eps[:episodes_per_task] if episodes_per_task else eps
             n_held = int(round(holdout * len(eps))) if len(eps) > 1 and holdout > 0 else 0
             n_held = max(n_held, 1) if holdout > 0 and len(eps) > 1 else n_held
             order = rng.permutation(len(eps))
@@ -118,7 +121,8 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     obs_dim = max(ds.obs_dim for ds in datasets)
     action_dim = max(ds.action_dim for ds in datasets)
     agent_cfg = AgentConfig(episode_length=cfg.episode_length)
-    train, held = _split_buffers(datasets, tasks, cfg.holdout, agent_cfg.horizon, obs_dim, action_dim, cfg.seed)
+    train, held = _split_buffers(datasets, tasks, cfg.holdout, agent_cfg.horizon, obs_dim, action_dim, cfg.seed,
+                                 cfg.episodes_per_task)
     if resume and ckpt.exists():
         saved = json.loads((out / "pretrain_config.json").read_text())
         if saved != _json(cfg):

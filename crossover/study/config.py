@@ -1,0 +1,119 @@
+"""What a crossover study runs: source tasks, targets, pretraining scales, budgets, demos and seeds (YAML)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from crossover.errors import CrossoverError
+from crossover.tasks import resolve_tasks
+
+
+@dataclass
+class Scale:
+    source_tasks: int  # the first N of the study's source tasks
+    episodes_per_task: int  # the first N collected episodes of each
+
+    @property
+    def label(self) -> str:
+        return f"{self.source_tasks}x{self.episodes_per_task}"
+
+
+@dataclass
+class StudyConfig:
+    sources: str  # source tasks: split names and/or task names, e.g. "ML45-train"
+    targets: str  # target tasks, held out of pretraining, e.g. "ML45-test"
+    scales: list[Scale]  # pretraining scales to compare with scratch
+    budgets: list[int]  # env-step budgets at which success is reported; the largest is each run's length
+    seeds: list[int] = field(default_factory=lambda: [0])  # adaptation seeds, one run each
+    demos: list[int] = field(default_factory=lambda: [0])  # expert demos given to each run (0 = none)
+    threshold: float = 0.8  # success rate that counts as "solved"
+    collect_mix: str = "expert:0.5,noisy:0.3:0.3,random:0.2"  # policies that produce the pretraining data
+    collect_workers: int = 2  # collect worker processes
+    episode_length: int = 200  # steps per episode, for data, training and evaluation
+    preset: str = "1m"  # world-model size, pretrained and scratch alike
+    pretrain_steps: int = 20_000  # gradient updates of each pretraining run
+    eval_every: int = 2_000  # evaluation period of the adaptation runs, in env steps
+    eval_episodes: int = 10  # evaluation episodes per point
+    seed_steps: int | None = None  # random steps before planning in scratch runs (None: adapt's default)
+    threads: int = 2  # torch threads
+
+    def __post_init__(self) -> None:
+        self.scales = [s if isinstance(s, Scale) else Scale(**s) for s in self.scales]
+        src = [t.name for t in resolve_tasks(self.sources)]
+        tgt = [t.name for t in resolve_tasks(self.targets)]
+        overlap = set(src) & set(tgt)
+        if overlap:
+            raise CrossoverError(f"targets must be held out of the sources; both have {', '.join(sorted(overlap))}")
+        if not self.scales:
+            raise CrossoverError("scales: give at least one pretraining scale")
+        for s in self.scales:
+            if not 1 <= s.source_tasks <= len(src) or s.episodes_per_task < 2:
+                raise CrossoverError(f"scale {s.label}: source_tasks must be 1..{len(src)} and episodes_per_task >= 2")
+        if not self.budgets or min(self.budgets) < 0:
+            raise CrossoverError("budgets: give env-step budgets >= 0")
+        if not 0 < self.threshold <= 1:
+            raise CrossoverError(f"threshold must be in (0, 1], got {self.threshold}")
+        if not self.seeds:
+            raise CrossoverError("seeds: give at least one seed")
+
+    @property
+    def source_names(self) -> list[str]:
+        return [t.name for t in resolve_tasks(self.sources)]
+
+    @property
+    def target_names(self) -> list[str]:
+        return [t.name for t in resolve_tasks(self.targets)]
+
+    @property
+    def max_budget(self) -> int:
+        return max(self.budgets)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# The built-in study `make demo` runs: small enough for ~15 minutes on 2 CPU cores, real in every part.
+PRESETS = {
+    "demo": {
+        "sources": "reach-v3,reach-wall-v3,button-press-v3,drawer-close-v3",
+        "targets": "button-press-wall-v3",
+        "scales": [{"source_tasks": 2, "episodes_per_task": 6}, {"source_tasks": 4, "episodes_per_task": 6}],
+        "budgets": [0, 1000, 2000],
+        "seeds": [0],
+        "demos": [0],
+        "threshold": 0.5,
+        "episode_length": 100,
+        "pretrain_steps": 600,
+        "eval_every": 500,
+        "eval_episodes": 4,
+        "seed_steps": 500,
+    },
+}
+
+
+def load_study_config(source: str) -> StudyConfig:
+    """A built-in preset name ("demo") or a YAML file; errors name the file and the field."""
+    if source in PRESETS:
+        return StudyConfig(**PRESETS[source])
+    path = Path(source)
+    if not path.exists():
+        raise CrossoverError(f"{path}: no such study config (built-in presets: {', '.join(PRESETS)})")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise CrossoverError(f"{path}: not valid YAML ({str(e).splitlines()[0]})")
+    if not isinstance(data, dict):
+        raise CrossoverError(f"{path}: expected a mapping of study fields")
+    known = {f.name for f in dataclasses.fields(StudyConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CrossoverError(f"{path}: unknown field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
+    try:
+        return StudyConfig(**data)
+    except TypeError as e:
+        raise CrossoverError(f"{path}: {e}")
+    except CrossoverError as e:
+        raise CrossoverError(f"{path}: {e}")

@@ -1,0 +1,159 @@
+"""Run a crossover study: collect source data, pretrain at each scale, adapt every (target, arm, demos, seed),
+and write one run record per run for the KPIs. Finished steps are skipped on restart; a damaged checkpoint is
+reported by name and its run redone.
+
+Layout of a study folder:
+  study.json                     the config it was started with
+  data/sources/                  LeRobot dataset of the source tasks (largest scale; smaller scales use a prefix)
+  pretrain/<scale>/              pretraining runs, with cost.json once finished
+  runs/<run_id>/                 adaptation runs, with result.json once finished
+  report.html, *.png             written by `crossover report`
+"""
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import time
+from pathlib import Path
+
+from crossover.data.collect import collect
+from crossover.data.episodes import write_json_atomic
+from crossover.errors import CrossoverError
+from crossover.study.config import Scale, StudyConfig
+from crossover.study.kpi import load_run_record, parse_run_record
+from crossover.tasks import resolve_tasks
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (collect workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_study(cfg: StudyConfig, out: str | Path, progress=print) -> list[Path]:
+    """Run (or finish) every run of the study; returns the paths of the run records."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_file = out / "study.json"
+    if cfg_file.exists() and json.loads(cfg_file.read_text()) != cfg.to_dict():
+        raise CrossoverError(f"{out}: holds a study with another config; use the same config or another --out")
+    write_json_atomic(cfg_file, cfg.to_dict())
+    costs = {s.label: _pretrain_scale(cfg, out, s, progress) for s in cfg.scales}
+    records = []
+    arms = [("scratch", None)] + [("pretrained", s) for s in cfg.scales]
+    total = len(cfg.target_names) * len(arms) * len(cfg.demos) * len(cfg.seeds)
+    n = 0
+    for target in cfg.target_names:
+        for arm, scale in arms:
+            for demos in cfg.demos:
+                for seed in cfg.seeds:
+                    n += 1
+                    run_id = f"{target}__{arm if scale is None else 'pre-' + scale.label}__demos{demos}__seed{seed}"
+                    progress(f"[study] run {n}/{total}: {run_id}")
+                    records.append(_adapt_run(cfg, out, run_id, target, scale, demos, seed,
+                                              costs[scale.label] if scale else None, progress))
+    return records
+
+
+def _collect_sources(cfg: StudyConfig, out: Path, progress) -> dict:
+    data = out / "data" / "sources"
+    cost_file = out / "data" / "cost.json"
+    if cost_file.exists():
+        return json.loads(cost_file.read_text())
+    wall0, cpu0 = time.time(), _cpu_seconds()
+    episodes = max(s.episodes_per_task for s in cfg.scales)
+    r = collect(resolve_tasks(",".join(cfg.source_names)), episodes, data, mix=cfg.collect_mix,
+                workers=cfg.collect_workers, episode_length=cfg.episode_length, progress=progress)
+    cost = {"wall_s": time.time() - wall0, "cpu_s": _cpu_seconds() - cpu0,
+            "env_steps": (r.episodes_written + r.episodes_skipped) * cfg.episode_length,
+            "episodes_per_task": episodes, "tasks": len(cfg.source_names)}
+    write_json_atomic(cost_file, cost)
+    return cost
+
+
+def _pretrain_scale(cfg: StudyConfig, out: Path, scale: Scale, progress) -> dict:
+    """Pretrain at one scale (or reuse a finished run); its cost includes its share of data collection."""
+    from crossover.train.pretrain import PretrainConfig, pretrain
+
+    run = out / "pretrain" / scale.label
+    cost_file = run / "cost.json"
+    if cost_file.exists():
+        return json.loads(cost_file.read_text())
+    data_cost = _collect_sources(cfg, out, progress)
+    tasks = cfg.source_names[: scale.source_tasks]
+    pcfg = PretrainConfig([str(out / "data" / "sources")], tasks=",".join(tasks), preset=cfg.preset,
+                          steps=cfg.pretrain_steps, episodes_per_task=scale.episodes_per_task,
+                          eval_every=max(1, cfg.pretrain_steps // 5), episode_length=cfg.episode_length,
+                          threads=cfg.threads)
+    progress(f"[study] pretraining scale {scale.label}: {len(tasks)} source tasks x {scale.episodes_per_task} episodes")
+    result = _with_rerun_on_damage(lambda resume: pretrain(pcfg, run, resume=resume, progress=progress), run, progress)
+    share = scale.source_tasks * scale.episodes_per_task / (data_cost["tasks"] * data_cost["episodes_per_task"])
+    cost = {"wall_s": result.wall_s + share * data_cost["wall_s"], "cpu_s": result.cpu_s + share * data_cost["cpu_s"],
+            "env_steps": int(share * data_cost["env_steps"]), "pretrain_wall_s": result.wall_s,
+            "pretrain_cpu_s": result.cpu_s, "collect_share": share}
+    write_json_atomic(cost_file, cost)
+    return cost
+
+
+def _with_rerun_on_damage(step, run: Path, progress):
+    """Run `step(resume=True)`; if the run's checkpoint is damaged, say which file and redo the run."""
+    try:
+        return step(True)
+    except CrossoverError as e:
+        if "checkpoint" not in str(e) and "safetensors" not in str(e):
+            raise
+        progress(f"[study] {e}; rerunning {run} from the start")
+        shutil.rmtree(run)
+        return step(False)
+
+
+def _adapt_run(cfg: StudyConfig, out: Path, run_id: str, target: str, scale: Scale | None, demos: int, seed: int,
+               pretrain_cost: dict | None, progress) -> Path:
+    from crossover.train.online import AdaptConfig, adapt
+
+    run = out / "runs" / run_id
+    record_file = run / "result.json"
+    if record_file.exists():
+        try:
+            load_run_record(record_file)
+            return record_file
+        except CrossoverError as e:
+            progress(f"[study] {e}; redoing the run")
+    acfg = AdaptConfig(target, init="scratch" if scale is None else str(out / "pretrain" / scale.label),
+                       steps=cfg.max_budget, demos=demos, eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes,
+                       episode_length=cfg.episode_length, seed=seed, preset=cfg.preset, seed_steps=cfg.seed_steps,
+                       threads=cfg.threads)
+    r = _with_rerun_on_damage(lambda resume: adapt(acfg, run, resume=resume, progress=progress), run, progress)
+    record = {
+        "run_id": run_id, "target": target, "arm": "scratch" if scale is None else "pretrained",
+        "pretrain_scale": None if scale is None else {"source_tasks": scale.source_tasks,
+                                                     "episodes_per_task": scale.episodes_per_task, "label": scale.label},
+        "demos": demos, "seed": seed,
+        "curve": [{k: p[k] for k in ("env_steps", "success", "wall_s", "cpu_s")} for p in r.curve],
+        "adapt_cost": {"env_steps": r.env_steps, "wall_s": r.wall_s, "cpu_s": r.cpu_s, "demos": demos},
+        "pretrain_cost": None if pretrain_cost is None else {k: pretrain_cost[k] for k in ("wall_s", "cpu_s", "env_steps")},
+    }
+    parse_run_record(record, str(record_file))  # the schema check, before anything is written
+    write_json_atomic(record_file, record)
+    return record_file
+
+
+def report_study(out: str | Path) -> tuple[Path, str]:
+    """Write report.html for a study folder; returns its path and the text summary for the terminal."""
+    from crossover.study.config import StudyConfig
+    from crossover.study.kpi import load_run_records, summarise
+    from crossover.study.report import headlines, summary_table, write_report
+
+    out = Path(out)
+    cfg_file = out / "study.json"
+    if not cfg_file.exists():
+        raise CrossoverError(f"{out}: not a study folder (no study.json); run `crossover study` first")
+    cfg = StudyConfig(**json.loads(cfg_file.read_text()))
+    records = load_run_records(out)
+    if not records:
+        raise CrossoverError(f"{out}: no finished runs yet (runs/*/result.json); run `crossover study` to make them")
+    summary = summarise(records, cfg.threshold, cfg.budgets)
+    path = write_report(out, summary)
+    return path, "\n".join(headlines(summary) + ["", summary_table(summary)])

@@ -1,0 +1,70 @@
+"""A tiny crossover study end to end, for real: two source tasks, one target, minutes on 2 cores."""
+import json
+import shutil
+
+import pytest
+
+from crossover.cli import main
+from crossover.study.config import StudyConfig
+from crossover.study.kpi import load_run_records
+from crossover.study.run import report_study, run_study
+
+TINY = dict(sources="reach-v3,drawer-close-v3", targets="button-press-topdown-v3",
+            scales=[{"source_tasks": 2, "episodes_per_task": 3}], budgets=[0, 40], seeds=[0], demos=[0],
+            threshold=0.5, collect_mix="expert:0.7,random:0.3", collect_workers=1, episode_length=20,
+            pretrain_steps=10, eval_every=40, eval_episodes=1, seed_steps=20)
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "tiny"
+    run_study(StudyConfig(**TINY), out, progress=lambda _: None)
+    return out
+
+
+def test_study_runs_every_arm_and_records_costs(study_dir):
+    records = {r.run_id: r for r in load_run_records(study_dir)}
+    assert len(records) == 2
+    pre = next(r for r in records.values() if r.arm == "pretrained")
+    scratch = next(r for r in records.values() if r.arm == "scratch")
+    assert [p.env_steps for p in pre.curve] == [0, 40] and [p.env_steps for p in scratch.curve] == [0, 40]
+    assert pre.pretrain_cost.cpu_s > 0 and pre.pretrain_cost.env_steps == 2 * 3 * 20
+    assert scratch.pretrain_cost is None and scratch.adapt_cost.env_steps == 40
+    cost = json.loads((study_dir / "pretrain/2x3/cost.json").read_text())
+    assert cost["pretrain_cpu_s"] > 0 and cost["cpu_s"] > cost["pretrain_cpu_s"]  # collection is charged too
+
+
+def test_report_holds_the_figures_of_the_runs(study_dir):
+    path, text = report_study(study_dir)
+    html = path.read_text()
+    for png in ("success_curves.png", "sample_efficiency.png", "break_even.png"):
+        assert (study_dir / png).stat().st_size > 1000 and png in html
+    assert "button-press-topdown-v3" in html and "button-press-topdown-v3" in text
+    records = load_run_records(study_dir)
+    final = {r.arm: r.curve[-1].success for r in records}
+    assert f"{final['scratch']:.2f}" in text
+
+
+def test_restart_skips_finished_runs_and_redoes_damaged_ones(study_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(study_dir, copy)
+    before = {p: p.stat().st_mtime_ns for p in copy.glob("runs/*/result.json")}
+    damaged = next(iter(before))
+    damaged.write_text("{broken")
+    said = []
+    run_study(StudyConfig(**TINY), copy, progress=said.append)
+    after = {p: p.stat().st_mtime_ns for p in copy.glob("runs/*/result.json")}
+    redone = [p for p in before if after[p] != before[p]]
+    assert redone == [damaged], "only the damaged run is redone"
+    assert any(str(damaged) in line for line in said), "the damaged file is named"
+    assert not any("pretraining scale" in line for line in said), "finished pretraining is not redone"
+
+
+def test_study_with_other_config_in_same_folder_is_refused(study_dir, capsys):
+    cfg = tmp = dict(TINY, threshold=0.9)
+    path = study_dir.parent / "other.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["study", "--config", str(path), "--out", str(study_dir)]) == 2
+    assert "another config" in capsys.readouterr().err
