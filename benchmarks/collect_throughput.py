@@ -11,45 +11,48 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_result  # noqa: E402
 
 from crossover.data.collect import collect  # noqa: E402
-from crossover.tasks import make_env, resolve_tasks  # noqa: E402
+from crossover.data.episodes import EpisodeDataset  # noqa: E402
+from crossover.tasks import get_task, make_env, resolve_tasks  # noqa: E402
 
 
-def raw_step_rate(tasks, steps_per_task: int) -> float:
-    """env.step alone, one process: random actions, resets at episode ends, no policy and no storage."""
-    rng = np.random.default_rng(0)
-    total, elapsed = 0, 0.0
-    for task in tasks:
-        env = make_env(task)
-        env.reset(0)
-        actions = rng.uniform(-1, 1, size=(steps_per_task, 4)).astype(np.float32)
+def raw_step_rate(dataset: Path) -> float:
+    """env.step alone, one process, replaying the actions of the episodes `collect` just wrote (same layouts,
+    same contacts), with no policy, no storage and no episode bookkeeping timed."""
+    ds = EpisodeDataset(dataset)
+    envs: dict = {}
+    steps, elapsed = 0, 0.0
+    for ep in ds.iter_episodes():
+        if ep.task not in envs:
+            envs[ep.task] = make_env(get_task(ep.task), len(ep))
+        env = envs[ep.task]
+        env.reset(ep.seed)
         start = time.perf_counter()
-        for a in actions:
-            if env.step(a)[3]:
-                env.reset(int(rng.integers(1 << 31)))
+        for a in ep.action:
+            env.step(a)
         elapsed += time.perf_counter() - start
-        total += steps_per_task
+        steps += len(ep)
+    for env in envs.values():
         env.close()
-    return total / elapsed
+    return steps / elapsed
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", default="MT10")
-    p.add_argument("--episodes", type=int, default=6, help="expert episodes per task per measurement")
+    p.add_argument("--episodes", type=int, default=10, help="expert episodes per task per measurement")
     args = p.parse_args()
     tasks = resolve_tasks(args.tasks)
-    raw = raw_step_rate(tasks, 2000)
-    rows = {"raw env.step (1 core)": raw}
-    for workers in (1, 2):
-        with tempfile.TemporaryDirectory() as d:
-            r = collect(tasks, args.episodes, Path(d) / "ds", workers=workers, progress=lambda _: None)
+    rows = {}
+    with tempfile.TemporaryDirectory() as d:
+        for workers in (1, 2):
+            r = collect(tasks, args.episodes, Path(d) / f"ds{workers}", workers=workers, progress=lambda _: None)
             rows[f"collect, {workers} worker{'s' if workers > 1 else ''}"] = r.frames / r.seconds
+        raw = raw_step_rate(Path(d) / "ds1")
+    rows = {"raw env.step (1 core)": raw, **rows}
     print(f"{'measurement':<26} {'transitions/s':>14} {'x raw':>7}")
     for name, rate in rows.items():
         print(f"{name:<26} {rate:>14,.0f} {rate / raw:>7.2f}")

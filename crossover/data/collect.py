@@ -1,0 +1,202 @@
+"""Roll out scripted experts, noisy experts and random policies on many tasks and write the episodes to disk.
+
+Every episode has a fixed place in a plan (task-major, slot 0..N-1 per task) and its own seed derived from
+(run seed, task, slot), so the same seed gives the same episodes with any number of workers, and a rerun on
+the same folder skips the slots already committed instead of starting over.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from crossover.data.episodes import Episode, EpisodeWriter
+from crossover.errors import CrossoverError
+from crossover.tasks import TaskSpec, all_tasks, make_env, make_expert
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    kind: str  # "expert", "noisy" (expert + Gaussian action noise) or "random" (uniform in [-1, 1])
+    sigma: float = 0.0  # noise standard deviation in action units, for "noisy"
+
+    @property
+    def name(self) -> str:
+        return f"noisy:{self.sigma:g}" if self.kind == "noisy" else self.kind
+
+
+def parse_policy(text: str) -> PolicySpec:
+    """'expert', 'random' or 'noisy:SIGMA'."""
+    kind, _, rest = text.strip().partition(":")
+    if kind in ("expert", "random") and not rest:
+        return PolicySpec(kind)
+    if kind == "noisy":
+        try:
+            sigma = float(rest)
+        except ValueError:
+            sigma = -1.0
+        if sigma <= 0:
+            raise CrossoverError(f"policy {text!r}: noisy needs a positive noise level, e.g. noisy:0.3")
+        return PolicySpec("noisy", sigma)
+    raise CrossoverError(f"unknown policy {text!r}: use expert, random or noisy:SIGMA")
+
+
+def parse_mix(text: str) -> list[tuple[PolicySpec, float]]:
+    """'expert:0.5,noisy:0.3:0.3,random:0.2' -> policies with the fraction of episodes each collects."""
+    mix = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        policy_text, _, frac_text = part.rpartition(":")
+        try:
+            frac = float(frac_text)
+        except ValueError:
+            raise CrossoverError(f"--mix entry {part!r}: expected POLICY:FRACTION, e.g. expert:0.5 or noisy:0.3:0.2")
+        if not policy_text or frac < 0:
+            raise CrossoverError(f"--mix entry {part!r}: expected POLICY:FRACTION with a fraction >= 0")
+        mix.append((parse_policy(policy_text), frac))
+    total = sum(f for _, f in mix)
+    if not mix or abs(total - 1.0) > 1e-6:
+        raise CrossoverError(f"--mix {text!r}: fractions must add up to 1 (they add up to {total:g})")
+    return mix
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    task: str
+    task_number: int  # position in the full catalogue, so seeds do not depend on which tasks were asked for
+    slot: int
+    policy: PolicySpec
+    seed: int
+
+
+def plan(tasks: list[TaskSpec], episodes: int, mix: list[tuple[PolicySpec, float]], seed: int) -> list[EpisodeJob]:
+    """Task-major plan; policies fill each task's slots in mix order, counts by largest remainder."""
+    raw = [f * episodes for _, f in mix]
+    counts = [int(r) for r in raw]
+    for i in sorted(range(len(mix)), key=lambda i: raw[i] - counts[i], reverse=True)[: episodes - sum(counts)]:
+        counts[i] += 1
+    policies = [p for (p, _), c in zip(mix, counts) for _ in range(c)]
+    number = {t.name: i for i, t in enumerate(all_tasks())}
+    jobs = []
+    for task in tasks:
+        for slot, policy in enumerate(policies):
+            ss = np.random.SeedSequence(seed, spawn_key=(number[task.name], slot))
+            jobs.append(EpisodeJob(task.name, number[task.name], slot, policy, int(ss.generate_state(1)[0])))
+    return jobs
+
+
+_ENVS: dict = {}  # per worker process: task -> (env, expert); envs are slow to build, so they are reused
+
+
+def run_episode(job: EpisodeJob, episode_length: int | None = None) -> Episode:
+    from crossover.tasks import get_task
+
+    if job.task not in _ENVS:
+        spec = get_task(job.task)
+        _ENVS[job.task] = (make_env(spec, episode_length), make_expert(spec))
+    env, expert = _ENVS[job.task]
+    rng = np.random.default_rng(job.seed)
+    obs = env.reset(job.seed)
+    rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "success", "terminated", "truncated")}
+    while True:
+        if job.policy.kind == "random":
+            action = rng.uniform(-1.0, 1.0, size=4).astype(np.float32)
+        else:
+            action = expert(obs)
+            if job.policy.kind == "noisy":
+                action = np.clip(action + rng.normal(0.0, job.policy.sigma, size=action.shape), -1, 1).astype(np.float32)
+        next_obs, reward, terminated, truncated, success = env.step(action)
+        for k, v in zip(rows, (obs, action, reward, success, terminated, truncated)):
+            rows[k].append(v)
+        obs = next_obs
+        if terminated or truncated:
+            break
+    return Episode(job.task, np.stack(rows["obs"]), np.stack(rows["action"]),
+                   np.asarray(rows["reward"], np.float32), np.asarray(rows["success"], bool),
+                   np.asarray(rows["terminated"], bool), np.asarray(rows["truncated"], bool),
+                   policy=job.policy.name, seed=job.seed, slot=job.slot, final_obs=obs)
+
+
+def _run(args: tuple[EpisodeJob, int | None]) -> Episode:
+    return run_episode(*args)
+
+
+@dataclass
+class CollectResult:
+    out: Path
+    episodes_written: int  # by this call; slots already on disk are not counted
+    episodes_skipped: int
+    frames: int
+    seconds: float
+
+
+def collect(tasks: list[TaskSpec], episodes: int, out: str | Path, policy: str | None = "expert",
+            mix: str | None = None, workers: int = 1, seed: int = 0, episode_length: int | None = None,
+            flush_every: int = 25, progress=print) -> CollectResult:
+    """Collect `episodes` per task into the dataset folder `out`, resuming what an earlier run left there."""
+    if episodes < 1:
+        raise CrossoverError(f"--episodes must be at least 1 (got {episodes})")
+    if flush_every < 1:
+        raise CrossoverError(f"--flush-every must be at least 1 (got {flush_every})")
+    if workers < 1:
+        raise CrossoverError(f"--workers must be at least 1 (got {workers})")
+    policy_mix = parse_mix(mix) if mix else [(parse_policy(policy or "expert"), 1.0)]
+    spec0 = tasks[0]
+    if any((t.obs_dim, t.action_dim, t.fps) != (spec0.obs_dim, spec0.action_dim, spec0.fps) for t in tasks):
+        raise CrossoverError("tasks with different observation/action sizes or rates go into separate datasets")
+    recipe = {"seed": seed, "mix": [[p.name, f] for p, f in policy_mix], "episode_length": episode_length or spec0.episode_length}
+    writer = EpisodeWriter(out, spec0.obs_dim, spec0.action_dim, spec0.fps, spec0.embodiment,
+                           {t.name: t.description for t in tasks})
+    old = writer.extra.get("collect")
+    if old and (old["seed"], old["episode_length"]) != (recipe["seed"], recipe["episode_length"]):
+        writer.close()
+        raise CrossoverError(f"{out}: was collected with seed {old['seed']} and episode length {old['episode_length']}; "
+                             f"rerun with the same values to add to it, or choose another --out")
+    writer.extra["collect"] = recipe
+    done = writer.committed_slots
+    jobs = [j for j in plan(tasks, episodes, policy_mix, seed) if (j.task, j.slot) not in done]
+    skipped = len(tasks) * episodes - len(jobs)
+    if skipped:
+        progress(f"[collect] {out}: {skipped} episodes already on disk, {len(jobs)} to go")
+    per_task = Counter(j.task for j in jobs)
+    finished: Counter = Counter()
+    expert_runs: Counter = Counter()
+    expert_wins: Counter = Counter()
+    frames, start, last_print = 0, time.time(), 0.0
+    pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
+    try:
+        # A worker builds each task's simulator once (about 0.15 s each), so hand out runs of a task's episodes;
+        # half a task per run keeps the last runs short enough that neither core idles long at the end.
+        chunk = max(1, min(-(-episodes // 2), len(jobs) // (workers * 4)))
+        results = (pool.imap(_run, [(j, episode_length) for j in jobs], chunksize=chunk) if pool
+                   else (run_episode(j, episode_length) for j in jobs))
+        for n, ep in enumerate(results, 1):
+            writer.add(ep)
+            if n % flush_every == 0:
+                writer.flush()
+            frames += len(ep)
+            finished[ep.task] += 1
+            if ep.policy == "expert":
+                expert_runs[ep.task] += 1
+                expert_wins[ep.task] += int(ep.success.any())
+            now = time.time()
+            if finished[ep.task] == per_task[ep.task] or now - last_print > 5 or n == len(jobs):
+                last_print = now
+                rate = frames / max(now - start, 1e-9)
+                left = (len(jobs) - n) * frames / n / max(rate, 1e-9)
+                task_note = ""
+                if finished[ep.task] == per_task[ep.task]:
+                    task_note = f" | {ep.task} done" + (
+                        f", expert success {expert_wins[ep.task]}/{expert_runs[ep.task]}" if expert_runs[ep.task] else "")
+                wins, runs = sum(expert_wins.values()), sum(expert_runs.values())
+                expert = f" | expert success {wins / runs:.0%}" if runs else ""
+                progress(f"[collect] {n}/{len(jobs)} episodes, {frames} frames, {rate:,.0f} frames/s{expert}, "
+                         f"~{left:.0f}s left{task_note}")
+        writer.close()
+    finally:
+        if pool:
+            pool.terminate()
+    return CollectResult(Path(out), len(jobs), skipped, frames, time.time() - start)
