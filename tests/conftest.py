@@ -5,9 +5,8 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+# The reference dataset LeRobot wrote; shared/ sits beside the repository (in CI too).
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lerobot-v3.0-metaworld"
-if not FIXTURE.exists():  # CI clones the repo next to a copy of shared/
-    FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "lerobot-v3.0-metaworld"
 
 
 @pytest.fixture(scope="session")

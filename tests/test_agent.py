@@ -9,11 +9,12 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from crossover.agent.agent import Agent, AgentConfig, discount_from_episode_length
-from crossover.model.layers import dropout_mask, two_hot, two_hot_inv
+from crossover.model.layers import dropout_mask, mish, two_hot, two_hot_inv
 from crossover.model.world_model import WorldModel, WorldModelConfig
 
 OBS_DIM, ACTION_DIM = 10, 4
@@ -70,6 +71,18 @@ def test_two_hot_round_trip_and_bounds():
     torch.testing.assert_close(decoded[[0, -1]], torch.stack([-saturated, saturated]))
 
 
+def test_mish_matches_torch_in_value_and_gradient():
+    x = torch.linspace(-30, 30, 2001, dtype=torch.float64).requires_grad_()
+    ours = mish(x)
+    (grad,) = torch.autograd.grad(ours.sum(), x)
+    reference = F.mish(x)
+    (reference_grad,) = torch.autograd.grad(reference.sum(), x)
+    torch.testing.assert_close(ours, reference, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(grad, reference_grad, atol=1e-6, rtol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(mish(x), reference, atol=1e-6, rtol=1e-6)
+
+
 def test_dropout_mask_rate_and_scale():
     mask = dropout_mask(torch.Size([200, 500]), 0.1, torch.Generator().manual_seed(0))
     dropped = (mask == 0).float().mean().item()
@@ -84,8 +97,10 @@ def test_shapes_and_action_masks():
     task = torch.tensor([0, 1, 1, 0, 1])
     z = model.encode(obs, task)
     assert z.shape == (3, 5, 32)
-    # SimNorm: every group of 8 latent units is a distribution.
-    torch.testing.assert_close(z.view(3, 5, 4, 8).sum(-1), torch.ones(3, 5, 4))
+    # SimNorm: every group of 8 latent units (units j, j+4, j+8, ...) is a distribution.
+    groups = z.view(3, 5, 8, 4)
+    torch.testing.assert_close(groups.sum(-2), torch.ones(3, 5, 4))
+    assert (groups >= 0).all()
     policy = model.pi(z, task, gen)
     assert policy.action.shape == (3, 5, ACTION_DIM) and policy.log_prob.shape == (3, 5)
     padded = task == 1
@@ -106,7 +121,7 @@ def test_masked_dims_do_not_enter_log_prob():
     model = WorldModel(small_model_cfg(num_tasks=1), mask, torch.Generator().manual_seed(0))
     z = model.encode(torch.randn(6, OBS_DIM), torch.tensor(0))
     policy = model.pi(z, torch.tensor(0), torch.Generator().manual_seed(3))
-    mean, log_std = model._pi(model._with_task(z, torch.tensor(0))).chunk(2, dim=-1)
+    mean, log_std = model._pi(z, model._task_context(torch.tensor(0))).chunk(2, dim=-1)
     cfg = model.cfg
     log_std = cfg.log_std_min + 0.5 * (cfg.log_std_max - cfg.log_std_min) * (torch.tanh(log_std[:, 0]) + 1)
     pre_tanh = torch.atanh(policy.action[:, 0].clamp(-0.999999, 0.999999))

@@ -41,10 +41,11 @@ def test_unknown_name_lists_close_matches():
     assert "ML45-test" in split_names()
 
 
-def test_cli_bad_task_is_one_line_error(capsys):
-    assert main(["collect", "--tasks", "rech-v3", "--episodes", "1", "--out", "/tmp/never"]) == 2
+def test_cli_bad_task_is_one_line_error(capsys, tmp_path):
+    assert main(["collect", "--tasks", "rech-v3", "--episodes", "1", "--out", str(tmp_path / "ds")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "reach-v3" in err
+    assert not (tmp_path / "ds").exists()
 
 
 def test_cli_tasks_lists_split(capsys):

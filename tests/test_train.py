@@ -103,8 +103,10 @@ def test_fine_tune_adds_the_new_task_with_demos(pretrained, tmp_path):
     assert [p["env_steps"] for p in r.curve] == [0, 20]
 
 
-def test_bad_adapt_input_is_one_line(capsys):
-    assert main(["adapt", "--task", "reach-v3", "--steps", "-5", "--out", "/tmp/never"]) == 2
+def test_bad_adapt_input_is_one_line(capsys, tmp_path):
+    assert main(["adapt", "--task", "reach-v3", "--steps", "-5", "--out", str(tmp_path / "a")]) == 2
     assert "steps must be >= 0" in capsys.readouterr().err
-    assert main(["adapt", "--task", "reach-v3", "--from", "/nonexistent", "--out", "/tmp/never2"]) == 2
-    assert "/nonexistent" in capsys.readouterr().err
+    assert main(["adapt", "--task", "reach-v3", "--from", "/nonexistent", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "/nonexistent" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "b").exists(), "a failed start leaves no half-made run folder"

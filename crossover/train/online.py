@@ -124,9 +124,9 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
             progress(f"[adapt] {out}: killed before its first checkpoint; starting over")
             shutil.rmtree(out)
             resume = False
+        agent, info = _new_agent(cfg)  # before anything is written: a bad --from leaves no half-made run behind
         out.mkdir(parents=True, exist_ok=True)
         (out / "adapt_config.json").write_text(json.dumps(_json_config(cfg), indent=2))
-        agent, info = _new_agent(cfg)
         task_index = info["tasks"].index(cfg.task)
         capacity = cfg.steps + (cfg.demos + 2) * (cfg.episode_length + 1)
         # The buffer knows every task of the model, so its task ids are the model's; only the target gets data.
