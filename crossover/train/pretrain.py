@@ -25,6 +25,7 @@ from crossover.model.world_model import WorldModelConfig
 from crossover.tasks import get_task, resolve_tasks
 from crossover.train.checkpoint import generator_state, load_checkpoint, restore_generator, save_checkpoint
 from crossover.train.metrics import MetricsLogger
+from crossover.train.warmup import warm_up
 
 
 @dataclass
@@ -148,6 +149,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
         state = {"updates": 0, "wall_s": 0.0, "cpu_s": 0.0, "tasks": tasks, "heldout": {}}
     progress(f"[pretrain] {len(tasks)} tasks, {len(train):,} training and {len(held):,} held-out transitions, "
              f"{agent.model.num_parameters():,} parameters")
+    warm_up(agent.model_cfg, agent.cfg)  # before the clocks start: a one-time cost of the process, not of this run
     logger = MetricsLogger(out, resume_step=state["updates"] if resume else None)
     wall0, cpu0 = time.time() - state["wall_s"], time.process_time() - state["cpu_s"]
     held_rng = np.random.default_rng(cfg.seed + 1)  # the same held-out windows at every evaluation
