@@ -117,10 +117,14 @@ class TrajectoryBuffer:
             self._start_cache[t] = np.concatenate(self._starts[t]) if self._starts[t] else np.zeros(0, np.int64)
         return self._start_cache[t]
 
-    def sample(self, batch_size: int, horizon: int, rng: np.random.Generator) -> Batch:
-        """B windows of `horizon` actions: a task uniformly among those with data, then a window uniformly."""
-        ready = [t for t in range(len(self.tasks)) if len(self._task_starts(t))]
-        if not ready:
+    def has_windows(self, task: int) -> bool:
+        return len(self._task_starts(task)) > 0
+
+    def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, task: int | None = None) -> Batch:
+        """B windows of `horizon` actions: a task uniformly among those with data (or the given one), then a
+        window uniformly within it."""
+        ready = [t for t in range(len(self.tasks)) if self.has_windows(t)] if task is None else [task]
+        if not ready or not self.has_windows(ready[0]):
             raise CrossoverError(f"no episode in the buffer has {horizon} steps yet; add data before sampling")
         task = np.asarray(ready)[rng.integers(len(ready), size=batch_size)]
         start = np.empty(batch_size, np.int64)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +94,8 @@ def _new_agent(cfg: AdaptConfig) -> tuple[Agent, dict]:
     return load_pretrained(cfg.init, cfg.task, cfg.seed)
 
 
-def _to_torch(batch) -> dict[str, torch.Tensor]:
+def batch_to_torch(batch) -> dict[str, torch.Tensor]:
+    """A sampler Batch as the tensors Agent.update takes (zero-copy views of the numpy arrays)."""
     return {"obs": torch.from_numpy(batch.obs), "action": torch.from_numpy(batch.action),
             "reward": torch.from_numpy(batch.reward), "terminated": torch.from_numpy(batch.terminated),
             "task": torch.from_numpy(batch.task)}
@@ -108,8 +109,8 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
     spec = get_task(cfg.task)
     if resume and (ckpt.exists() or ckpt.with_name(".checkpoint.old").exists()):
         saved = json.loads((out / "adapt_config.json").read_text())
-        if saved != _json_config(cfg):
-            changed = sorted(k for k in saved if saved[k] != _json_config(cfg).get(k))
+        if saved != asdict(cfg):
+            changed = sorted(k for k in saved if saved[k] != asdict(cfg).get(k))
             raise CrossoverError(f"{out}: --resume with different settings ({', '.join(changed)}); "
                                  f"use the original ones or another --out")
         agent, state, buffer_state = load_checkpoint(ckpt)
@@ -127,7 +128,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
             resume = False
         agent, info = _new_agent(cfg)  # before anything is written: a bad --from leaves no half-made run behind
         out.mkdir(parents=True, exist_ok=True)
-        (out / "adapt_config.json").write_text(json.dumps(_json_config(cfg), indent=2))
+        (out / "adapt_config.json").write_text(json.dumps(asdict(cfg), indent=2))
         task_index = info["tasks"].index(cfg.task)
         capacity = cfg.steps + (cfg.demos + 2) * (cfg.episode_length + 1)
         # The buffer knows every task of the model, so its task ids are the model's; only the target gets data.
@@ -217,7 +218,7 @@ def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer
             # The first update after the random phase catches up on it, as TD-MPC2 does after its seed steps.
             todo = cfg.random_steps if state["updates"] == 0 and cfg.random_steps else 1
             for _ in range(todo):
-                for k, v in agent.update(_to_torch(buffer.sample(batch_size, horizon, rng))).items():
+                for k, v in agent.update(batch_to_torch(buffer.sample(batch_size, horizon, rng))).items():
                     sums[k] = sums.get(k, 0.0) + v
                 n_updates += 1
             state["updates"] += todo
@@ -229,7 +230,3 @@ def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer
     buffer.add_episode(ep, horizon)
     state["episodes"] += 1
     return ep, {k: v / n_updates for k, v in sums.items()}
-
-
-def _json_config(cfg: AdaptConfig) -> dict:
-    return {f.name: getattr(cfg, f.name) for f in fields(cfg)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +18,14 @@ import torch.nn.functional as F
 
 from crossover.agent.agent import Agent, AgentConfig
 from crossover.data.episodes import EpisodeDataset
-from crossover.data.sampler import Batch, TrajectoryBuffer
+from crossover.data.sampler import TrajectoryBuffer
 from crossover.errors import CrossoverError
 from crossover.model.layers import soft_cross_entropy, two_hot
 from crossover.model.world_model import WorldModelConfig
 from crossover.tasks import get_task, resolve_tasks
 from crossover.train.checkpoint import generator_state, load_checkpoint, restore_generator, save_checkpoint
 from crossover.train.metrics import MetricsLogger
+from crossover.train.online import batch_to_torch
 from crossover.train.warmup import warm_up
 
 
@@ -61,12 +62,6 @@ class PretrainResult:
     wall_s: float
     cpu_s: float
     heldout: dict[str, dict[str, float]]  # task -> prediction losses at the end
-
-
-def _to_torch(batch: Batch) -> dict[str, torch.Tensor]:
-    return {"obs": torch.from_numpy(batch.obs), "action": torch.from_numpy(batch.action),
-            "reward": torch.from_numpy(batch.reward), "terminated": torch.from_numpy(batch.terminated),
-            "task": torch.from_numpy(batch.task)}
 
 
 @torch.no_grad()
@@ -126,7 +121,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
                                  cfg.episodes_per_task)
     if resume and ckpt.exists():
         saved = json.loads((out / "pretrain_config.json").read_text())
-        if saved != _json(cfg):
+        if saved != asdict(cfg):
             raise CrossoverError(f"{out}: --resume with different settings; use the original ones or another --out")
         agent, state, _ = load_checkpoint(ckpt)
         rng = restore_generator(state["rng"])
@@ -139,7 +134,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
             shutil.rmtree(out)
             resume = False
         out.mkdir(parents=True, exist_ok=True)
-        (out / "pretrain_config.json").write_text(json.dumps(_json(cfg), indent=2))
+        (out / "pretrain_config.json").write_text(json.dumps(asdict(cfg), indent=2))
         model_cfg = WorldModelConfig.preset(cfg.preset, obs_dim=obs_dim, action_dim=action_dim, num_tasks=len(tasks))
         mask = torch.zeros(len(tasks), action_dim)
         for i, t in enumerate(tasks):
@@ -153,13 +148,13 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     logger = MetricsLogger(out, resume_step=state["updates"] if resume else None)
     wall0, cpu0 = time.time() - state["wall_s"], time.process_time() - state["cpu_s"]
     held_rng = np.random.default_rng(cfg.seed + 1)  # the same held-out windows at every evaluation
-    held_batches = {t: _to_torch(_single_task_batch(held, i, 64, agent.cfg.horizon, held_rng))
-                    for i, t in enumerate(tasks) if len(held._task_starts(i))}
+    held_batches = {t: batch_to_torch(held.sample(64, agent.cfg.horizon, held_rng, task=i))
+                    for i, t in enumerate(tasks) if held.has_windows(i)}
     sums: dict[str, float] = {}
     last_print = time.time()
     try:
         while state["updates"] < cfg.steps:
-            for k, v in agent.update(_to_torch(train.sample(agent.cfg.batch_size, agent.cfg.horizon, rng))).items():
+            for k, v in agent.update(batch_to_torch(train.sample(agent.cfg.batch_size, agent.cfg.horizon, rng))).items():
                 sums[k] = sums.get(k, 0.0) + v
             state["updates"] += 1
             u = state["updates"]
@@ -190,14 +185,6 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     result = PretrainResult(out, tasks, state["updates"], len(train), state["wall_s"], state["cpu_s"], state["heldout"])
     (out / "summary.json").write_text(json.dumps({**asdict(result), "run_dir": str(out)}, indent=2))
     return result
-
-
-def _single_task_batch(buffer: TrajectoryBuffer, task: int, batch_size: int, horizon: int, rng) -> Batch:
-    starts = buffer._task_starts(task)
-    picks = starts[rng.integers(len(starts), size=batch_size)]
-    rows = picks[None] + np.arange(horizon + 1)[:, None]
-    return Batch(buffer._obs[rows], buffer._action[rows[:-1]], buffer._reward[rows[:-1]],
-                 buffer._terminated[rows[:-1]], np.full(batch_size, task, np.int64), None, None)
 
 
 def load_pretrained(run_dir: str | Path, target: str, seed: int) -> tuple[Agent, dict]:
@@ -232,9 +219,9 @@ def load_pretrained(run_dir: str | Path, target: str, seed: int) -> tuple[Agent,
 def choose_source_task(agent: Agent, buffer: TrajectoryBuffer, target_index: int, rng) -> int | None:
     """The source task whose embedding best predicts the target's transitions in `buffer` (lowest consistency +
     reward loss); copies it into the target's embedding row and returns its index."""
-    if not len(buffer._task_starts(target_index)) or agent.model._task_emb is None:
+    if not buffer.has_windows(target_index) or agent.model._task_emb is None:
         return None
-    batch = _to_torch(_single_task_batch(buffer, target_index, 256, agent.cfg.horizon, rng))
+    batch = batch_to_torch(buffer.sample(256, agent.cfg.horizon, rng, task=target_index))
     scores = []
     for source in range(agent.model_cfg.num_tasks - 1):
         batch["task"] = torch.full_like(batch["task"], source)
@@ -244,7 +231,3 @@ def choose_source_task(agent: Agent, buffer: TrajectoryBuffer, target_index: int
     with torch.no_grad():
         agent.model._task_emb.weight[target_index] = agent.model._task_emb.weight[best]
     return best
-
-
-def _json(cfg: PretrainConfig) -> dict:
-    return {f.name: getattr(cfg, f.name) for f in fields(cfg)}
