@@ -2,7 +2,10 @@
 threads), and the fraction of the machine's measured dense fp32 matmul FLOP/s that the update and the planner reach.
 Prints a table and writes benchmarks/results/agent_speed.json.
 
-    python benchmarks/agent_speed.py [--presets 1m 5m] [--num-q 5] [--updates 30] [--acts 200]
+    python benchmarks/agent_speed.py [--presets 1m 5m] [--num-q 5 2] [--updates 30] [--acts 200]
+
+The machine must be otherwise idle: a second process on a 2-core machine stalls torch's OpenMP threads, so the
+load average before and after is recorded with the results.
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ def bench_acts(agent: Agent, threads: int, num_acts: int) -> tuple[float, float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["1m", "5m"])
-    parser.add_argument("--num-q", type=int, default=None, help="override the Q ensemble size (default: preset's)")
+    parser.add_argument("--num-q", type=int, nargs="+", default=[None], help="Q ensemble sizes (default: preset's)")
     parser.add_argument("--updates", type=int, default=30)
     parser.add_argument("--acts", type=int, default=200)
     parser.add_argument("--agent", nargs="*", default=[], metavar="FIELD=VALUE", help="AgentConfig overrides")
@@ -110,12 +113,14 @@ def main() -> None:
     peak = {threads: matmul_peak(threads) for threads in (1, 2)}
     defaults = AgentConfig().to_dict()
     overrides_agent = dict(kv.split("=", 1) for kv in args.agent)
-    agent_cfg = AgentConfig.from_dict({**defaults, **{k: type(defaults[k])(v) for k, v in overrides_agent.items()}})
+    typed = {k: int(v) if isinstance(defaults[k], int) else float(v) for k, v in overrides_agent.items()}
+    agent_cfg = AgentConfig.from_dict({**defaults, **typed})
+    load_before = os.getloadavg()
     rows = []
-    for preset in args.presets:
+    for preset, num_q in [(p, q) for p in args.presets for q in args.num_q]:
         overrides = {"obs_dim": OBS_DIM, "action_dim": ACTION_DIM, "num_tasks": NUM_TASKS}
-        if args.num_q is not None:
-            overrides["num_q"] = args.num_q
+        if num_q is not None:
+            overrides["num_q"] = num_q
         model_cfg = WorldModelConfig.preset(preset, **overrides)
         agent = Agent(model_cfg, agent_cfg, seed=0)
         updates_per_s, update_flops = bench_updates(agent, 2, args.updates)
@@ -139,7 +144,8 @@ def main() -> None:
     print(f"matmul peak fp32: {peak[1] / 1e9:.0f} GFLOP/s (1 thread), {peak[2] / 1e9:.0f} GFLOP/s (2 threads)")
     print(f"planner: {agent_cfg.num_samples} samples x {agent_cfg.iterations} iterations, "
           f"{agent_cfg.num_pi_trajs} policy trajectories, {agent_cfg.num_elites} elites")  # fmt: skip
-    header = f"{'preset':6} {'num_q':>5} {'params':>9} {'upd/s':>6} {'upd%pk':>6} {'act1 med/p95 ms':>16} {'act2 med/p95 ms':>16} {'act%pk':>6}"
+    header = (f"{'preset':6} {'num_q':>5} {'params':>9} {'upd/s':>6} {'upd%pk':>6} "
+              f"{'act1 med/p95 ms':>16} {'act2 med/p95 ms':>16} {'act%pk':>6}")
     print(header)
     for r in rows:
         print(
@@ -163,6 +169,7 @@ def main() -> None:
         "workload": {"obs_dim": OBS_DIM, "action_dim": ACTION_DIM, "num_tasks": NUM_TASKS,
                      "batch_size": agent_cfg.batch_size, "horizon": agent_cfg.horizon},  # fmt: skip
         "agent_config": agent_cfg.to_dict(),
+        "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
         "matmul_peak_gflops": {"1thread": peak[1] / 1e9, "2threads": peak[2] / 1e9},
         "rows": rows,
     }

@@ -14,7 +14,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from crossover.agent.agent import Agent, AgentConfig, discount_from_episode_length
-from crossover.model.layers import dropout_mask, mish, two_hot, two_hot_inv
+from crossover.model.layers import MLP, EnsembleMLP, dropped_positions, init_parameters, mish, two_hot, two_hot_inv
 from crossover.model.world_model import WorldModel, WorldModelConfig
 
 OBS_DIM, ACTION_DIM = 10, 4
@@ -83,11 +83,17 @@ def test_mish_matches_torch_in_value_and_gradient():
         torch.testing.assert_close(mish(x), reference, atol=1e-6, rtol=1e-6)
 
 
-def test_dropout_mask_rate_and_scale():
-    mask = dropout_mask(torch.Size([200, 500]), 0.1, torch.Generator().manual_seed(0))
-    dropped = (mask == 0).float().mean().item()
-    assert abs(dropped - 0.1) < 0.005
-    assert torch.allclose(mask[mask > 0], torch.tensor(1 / 0.9))
+def test_dropped_positions_are_a_bernoulli_process():
+    gen = torch.Generator().manual_seed(0)
+    positions = dropped_positions(100_000, 0.1, gen)
+    assert positions.unique().numel() == positions.numel() and 0 <= positions.min() and positions.max() < 100_000
+    assert abs(positions.numel() / 100_000 - 0.1) < 0.005
+    # Every element is dropped with the same probability, first and last included.
+    counts = torch.zeros(10)
+    for _ in range(4000):
+        p = dropped_positions(10, 0.3, gen)
+        counts[p] += 1
+    assert ((counts / 4000 - 0.3).abs() < 0.03).all(), counts
 
 
 def test_shapes_and_action_masks():
@@ -113,6 +119,29 @@ def test_shapes_and_action_masks():
         assert model.Q(z, policy.action, task, kind, generator=gen).shape == (3, 5)
     with pytest.raises(ValueError, match="return_type"):
         model.Q(z, policy.action, task, "max")
+
+
+def test_task_context_as_bias_equals_concatenated_input():
+    """MLP and EnsembleMLP add the task embedding's share of the first layer as a bias; it must equal one Linear
+    over [x, embedding], for one task shared by all rows and for a task per row."""
+    gen = torch.Generator().manual_seed(0)
+    net = MLP(6, [16], 5, context_dim=3)
+    ensemble = EnsembleMLP(4, 6, [16], 5, context_dim=3)
+    init_parameters(net, gen)
+    init_parameters(ensemble, gen)
+    x, context = torch.randn(2, 7, 6, generator=gen), torch.randn(7, 3, generator=gen)
+    joined = torch.cat([x, context.expand(2, 7, 3)], dim=-1)
+    first = net.linears[0]
+    expected = net.linears[1](mish(net.norms[0](first(joined))))
+    torch.testing.assert_close(net(x, context), expected)
+    torch.testing.assert_close(net(x[:, :1], context[0]), expected[:, :1])
+    w, b = ensemble.linears[0].weight, ensemble.linears[0].bias  # [4, 9, 16], [4, 1, 16]
+    hidden = torch.einsum("abi,eio->eabo", joined, w) + b.unsqueeze(1)
+    hidden = mish(ensemble.norms[0](hidden.reshape(4, 14, 16)))
+    expected = ensemble.linears[1](hidden).view(4, 2, 7, 5)
+    torch.testing.assert_close(ensemble(x, context), expected, rtol=1e-5, atol=1e-6)
+    members = torch.tensor([3, 1])
+    torch.testing.assert_close(ensemble(x, context, members=members), expected[members], rtol=1e-5, atol=1e-6)
 
 
 def test_masked_dims_do_not_enter_log_prob():
@@ -243,6 +272,16 @@ def test_add_task_copies_the_source_embedding_and_keeps_training():
     assert np.isfinite(metrics["model_loss"])
     assert not torch.equal(agent.model._task_emb.weight[2], agent.model._task_emb.weight[1])
     assert agent.act(np.zeros(OBS_DIM, np.float32), task=2, t0=True)[3] == 0.0
+
+
+def test_terminated_transitions_have_no_bootstrap_and_single_task_agents_work():
+    agent = Agent(small_model_cfg(num_tasks=1, task_dim=0), small_agent_cfg(), seed=3)
+    for i in range(3):  # move the Q heads off their zero initialisation
+        agent.update({**random_batch(i), "task": torch.zeros(32, dtype=torch.long)})
+    batch = {**random_batch(5), "task": torch.zeros(32, dtype=torch.long), "terminated": torch.ones(3, 32)}
+    metrics = agent.update(batch)
+    assert metrics["td_target_mean"] == pytest.approx(batch["reward"].mean().item(), rel=1e-5)
+    assert agent.act(np.zeros(OBS_DIM, np.float32), task=0, t0=True).shape == (ACTION_DIM,)
 
 
 def test_bad_batch_names_the_field():

@@ -20,29 +20,32 @@ def rollout_value(
     model: WorldModel,
     z: Tensor,
     task: Tensor,
-    actions: Tensor | None,
-    horizon: int,
+    actions: Tensor,
+    policy_rows: int,
     discount: float,
     generator: torch.Generator,
+    heads: Tensor,
 ) -> tuple[Tensor, Tensor]:
-    """Discounted return of action sequences from latent states z [N, latent]: the model's rewards for `horizon`
-    steps plus the discounted value (mean of two random Q heads) of the policy's action at the last state.
+    """Discounted return of action sequences from latent states z [policy_rows + N, latent]: the model's rewards
+    over the horizon plus the discounted value (mean of Q heads `heads`) of the policy's action at the last state.
 
-    actions [horizon, N, action_dim], or None to follow the policy prior (its sampled actions are returned).
-    Returns (actions, value [N]).
+    The first `policy_rows` rows follow the policy prior; the other N take `actions` [horizon, N, action_dim].
+    Returns (the actions taken [horizon, policy_rows + N, action_dim], value [policy_rows + N]).
     """
     cfg = model.cfg
     taken: list[Tensor] = []
     value = torch.zeros(z.shape[0])
     weight = 1.0
-    for t in range(horizon):
-        a = model.pi(z, task, generator).action if actions is None else actions[t]
+    for t in range(actions.shape[0]):
+        a = actions[t]
+        if policy_rows:
+            a = torch.cat([model.pi_action(z[:policy_rows], task, generator), a])
         taken.append(a)
-        value = value + weight * two_hot_inv(model.reward(z, a, task), cfg.vmin, cfg.vmax)
-        z = model.next(z, a, task)
+        z, reward_logits = model.step(z, a, task)
+        value = value + weight * two_hot_inv(reward_logits, cfg.vmin, cfg.vmax)
         weight *= discount
-    terminal_action = model.pi(z, task, generator).action
-    value = value + weight * model.Q(z, terminal_action, task, "avg", generator=generator)
+    terminal_action = model.pi_action(z, task, generator)
+    value = value + weight * model.Q(z, terminal_action, task, "avg", heads=heads)
     return torch.stack(taken), torch.nan_to_num(value, nan=0.0)
 
 
@@ -63,29 +66,29 @@ def plan(
     Call under torch.inference_mode().
     """
     horizon, action_dim = cfg.horizon, model.cfg.action_dim
-    mask = model.action_mask[task]
-
-    # Policy-prior trajectories seed the elite set with sequences that are already good. Their actions are fixed
-    # for the whole step, so they are rolled out and valued once rather than in every iteration.
-    if cfg.num_pi_trajs > 0:
-        pi_actions, pi_value = rollout_value(
-            model, z.expand(cfg.num_pi_trajs, -1), task, None, horizon, discount, generator
-        )
-    else:
-        pi_actions, pi_value = torch.empty(horizon, 0, action_dim), torch.empty(0)
+    mask = model.action_mask[task]  # [action_dim]
+    # One pair of Q heads for the whole step: TD-MPC2 draws a pair per evaluation, but elites carried across
+    # iterations are only comparable with fresh samples if all were valued by the same heads.
+    heads = torch.randperm(model.cfg.num_q, generator=generator)[:2]
 
     mean = torch.zeros(horizon, action_dim)
     if prev_mean is not None:
         mean[:-1] = prev_mean[1:]
     std = torch.full((horizon, action_dim), cfg.max_std)
-    z_samples = z.expand(cfg.num_samples, -1)
-    for _ in range(cfg.iterations):
+    # Policy-prior trajectories seed the candidates with sequences that are already good; they ride along in the
+    # first iteration's batch. Afterwards each iteration keeps its elites (and their values) in the next pool, as
+    # iCEM does (Pinneri et al., 2020): no sequence is evaluated twice, so a small sample budget goes further.
+    kept_actions, kept_value = torch.empty(horizon, 0, action_dim), torch.empty(0)
+    for i in range(cfg.iterations):
+        policy_rows = cfg.num_pi_trajs if i == 0 else 0
         noise = torch.randn(horizon, cfg.num_samples, action_dim, generator=generator)
         actions = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp(-1, 1) * mask
-        _, value = rollout_value(model, z_samples, task, actions, horizon, discount, generator)
-        candidates = torch.cat([pi_actions, actions], dim=1)
-        elite_value, elite_index = torch.cat([pi_value, value]).topk(cfg.num_elites)
+        z_rows = z.expand(policy_rows + cfg.num_samples, -1)
+        actions, value = rollout_value(model, z_rows, task, actions, policy_rows, discount, generator, heads)
+        candidates = torch.cat([kept_actions, actions], dim=1)
+        elite_value, elite_index = torch.cat([kept_value, value]).topk(cfg.num_elites)
         elite_actions = candidates[:, elite_index]  # [horizon, num_elites, action_dim]
+        kept_actions, kept_value = elite_actions, elite_value
         # MPPI: weight elites by exp(temperature * value), refit mean and std to the weighted elites.
         score = torch.softmax(cfg.temperature * elite_value, dim=0)
         mean = torch.einsum("e,hea->ha", score, elite_actions)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from crossover.model.layers import EnsembleMLP, SimNorm, init_parameters, mlp, two_hot_inv
+from crossover.model.layers import MLP, EnsembleMLP, SimNorm, init_parameters, two_hot_inv
 
 
 @dataclass
@@ -94,7 +94,9 @@ class WorldModel(nn.Module):
     (1 = the task's robot has this actuator) keeps the policy's padded dims at exactly 0 and out of its log-prob.
     """
 
-    def __init__(self, cfg: WorldModelConfig, action_mask: Tensor | None = None, generator: torch.Generator | None = None):
+    def __init__(
+        self, cfg: WorldModelConfig, action_mask: Tensor | None = None, generator: torch.Generator | None = None
+    ):
         super().__init__()
         self.cfg = cfg
         if action_mask is None:
@@ -104,12 +106,13 @@ class WorldModel(nn.Module):
         # Built on the meta device and initialised by init_parameters: no draws from torch's global RNG.
         with torch.device("meta"):
             self._task_emb = nn.Embedding(cfg.num_tasks, t, max_norm=1.0) if t > 0 else None
-            self._encoder = mlp(cfg.obs_dim + t, [cfg.enc_dim] * max(cfg.num_enc_layers - 1, 1), z, SimNorm(cfg.simnorm_dim))
-            self._dynamics = mlp(z + a + t, [cfg.mlp_dim] * 2, z, SimNorm(cfg.simnorm_dim))
-            self._reward = mlp(z + a + t, [cfg.mlp_dim] * 2, cfg.num_bins)
-            self._pi = mlp(z + t, [cfg.mlp_dim] * 2, 2 * a)
-            self._Qs = EnsembleMLP(cfg.num_q, z + a + t, [cfg.mlp_dim] * 2, cfg.num_bins, cfg.dropout)
-            self._target_Qs = EnsembleMLP(cfg.num_q, z + a + t, [cfg.mlp_dim] * 2, cfg.num_bins, cfg.dropout)
+            enc_hidden = [cfg.enc_dim] * max(cfg.num_enc_layers - 1, 1)
+            self._encoder = MLP(cfg.obs_dim, enc_hidden, z, SimNorm(cfg.simnorm_dim), context_dim=t)
+            self._dynamics = MLP(z + a, [cfg.mlp_dim] * 2, z, SimNorm(cfg.simnorm_dim), context_dim=t)
+            self._reward = MLP(z + a, [cfg.mlp_dim] * 2, cfg.num_bins, context_dim=t)
+            self._pi = MLP(z, [cfg.mlp_dim] * 2, 2 * a, context_dim=t)
+            self._Qs = EnsembleMLP(cfg.num_q, z + a, [cfg.mlp_dim] * 2, cfg.num_bins, cfg.dropout, context_dim=t)
+            self._target_Qs = EnsembleMLP(cfg.num_q, z + a, [cfg.mlp_dim] * 2, cfg.num_bins, cfg.dropout, context_dim=t)
         self.to_empty(device="cpu")
         self.register_buffer("action_mask", action_mask.to(torch.float32).clone())
         self.reset_parameters(generator)
@@ -126,7 +129,7 @@ class WorldModel(nn.Module):
         init_parameters(self, generator)
         # Zero output layers make initial reward and Q predictions exactly 0 (uniform logits decode to symexp(0)),
         # so early TD targets are not dominated by random heads.
-        self._reward[-1].weight.zero_()
+        self._reward.linears[-1].weight.zero_()
         self._Qs.linears[-1].weight.zero_()
         self._target_Qs.load_state_dict(self._Qs.state_dict())
         self._target_Qs.requires_grad_(False)
@@ -152,32 +155,42 @@ class WorldModel(nn.Module):
 
     # --- components ------------------------------------------------------------------------------------------------
 
-    def _with_task(self, x: Tensor, task: Tensor) -> Tensor:
-        """Append the task embedding to x [..., d]; task is a scalar or [B] broadcasting against x's leading dims."""
-        if self._task_emb is None:
-            return x
-        emb = self._task_emb(task)
-        return torch.cat([x, emb.expand(*x.shape[:-1], emb.shape[-1])], dim=-1)
+    def _task_context(self, task: Tensor) -> Tensor | None:
+        """The task embedding every component reads with its input; task is a scalar or [B] (broadcasting against
+        the input's leading dims)."""
+        return None if self._task_emb is None else self._task_emb(task)
+
+    def _action_mask(self, task: Tensor) -> Tensor:
+        return self.action_mask.index_select(0, task.reshape(-1)).view(*task.shape, -1)
 
     def encode(self, obs: Tensor, task: Tensor) -> Tensor:
-        return self._encoder(self._with_task(obs, task))
+        return self._encoder(obs, self._task_context(task))
 
     def next(self, z: Tensor, action: Tensor, task: Tensor) -> Tensor:
-        return self._dynamics(self._with_task(torch.cat([z, action], dim=-1), task))
+        return self._dynamics(torch.cat([z, action], dim=-1), self._task_context(task))
 
     def reward(self, z: Tensor, action: Tensor, task: Tensor) -> Tensor:
         """Reward logits [..., num_bins]; decode with layers.two_hot_inv."""
-        return self._reward(self._with_task(torch.cat([z, action], dim=-1), task))
+        return self._reward(torch.cat([z, action], dim=-1), self._task_context(task))
+
+    def step(self, z: Tensor, action: Tensor, task: Tensor) -> tuple[Tensor, Tensor]:
+        """(next latent, reward logits) from one shared input: what a planning rollout needs per step."""
+        x, context = torch.cat([z, action], dim=-1), self._task_context(task)
+        return self._dynamics(x, context), self._reward(x, context)
+
+    def _pi_gaussian(self, z: Tensor, task: Tensor, generator: torch.Generator | None) -> tuple[Tensor, ...]:
+        """Pre-tanh mean, log-std and standard-normal noise, all zero on the task's padded action dims."""
+        cfg = self.cfg
+        mean, log_std = self._pi(z, self._task_context(task)).chunk(2, dim=-1)
+        # A smooth squash into [log_std_min, log_std_max] keeps gradients alive at the bounds.
+        log_std = cfg.log_std_min + 0.5 * (cfg.log_std_max - cfg.log_std_min) * (torch.tanh(log_std) + 1)
+        mask = self._action_mask(task).expand_as(mean)
+        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        return mean * mask, log_std * mask, eps * mask, mask
 
     def pi(self, z: Tensor, task: Tensor, generator: torch.Generator | None = None) -> PolicyOutput:
         """Squashed Gaussian policy prior; padded action dims are exactly 0 and add nothing to the log-prob."""
-        cfg = self.cfg
-        mean, log_std = self._pi(self._with_task(z, task)).chunk(2, dim=-1)
-        # A smooth squash into [log_std_min, log_std_max] keeps gradients alive at the bounds.
-        log_std = cfg.log_std_min + 0.5 * (cfg.log_std_max - cfg.log_std_min) * (torch.tanh(log_std) + 1)
-        mask = self.action_mask[task].expand_as(mean)
-        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-        mean, log_std, eps = mean * mask, log_std * mask, eps * mask
+        mean, log_std, eps, mask = self._pi_gaussian(z, task, generator)
         action = mean + eps * log_std.exp()
         gaussian_log_prob = (-0.5 * eps.square() - log_std - 0.5 * math.log(2 * math.pi)) * mask
         mean, action = torch.tanh(mean), torch.tanh(action)
@@ -185,6 +198,11 @@ class WorldModel(nn.Module):
         squash_correction = torch.log(F.relu(1 - action.square()) + 1e-6) * mask
         log_prob = (gaussian_log_prob - squash_correction).sum(-1)
         return PolicyOutput(mean, action, log_prob, -log_prob * mask.sum(-1))
+
+    def pi_action(self, z: Tensor, task: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """A sampled policy action only (same draw as pi().action): planning and TD targets need no log-prob."""
+        mean, log_std, eps, _ = self._pi_gaussian(z, task, generator)
+        return torch.tanh(mean + eps * log_std.exp())
 
     def Q(
         self,
@@ -195,21 +213,25 @@ class WorldModel(nn.Module):
         target: bool = False,
         detach: bool = False,
         generator: torch.Generator | None = None,
+        heads: Tensor | None = None,
     ) -> Tensor:
         """Q values from the ensemble.
 
         return_type "all": logits of every head [num_q, ..., num_bins]; "min"/"avg": min or mean of two random heads
         [...] (TD-MPC2 subsamples two heads to curb over-estimation without paying for the full ensemble).
-        target=True reads the Polyak-averaged copy; detach=True blocks gradients to the Q parameters only.
+        target=True reads the Polyak-averaged copy; detach=True blocks gradients to the Q parameters only; `heads`
+        fixes the two heads (int64 [2]) instead of drawing them.
         """
-        x = self._with_task(torch.cat([z, action], dim=-1), task)
+        x, context = torch.cat([z, action], dim=-1), self._task_context(task)
         net = self._target_Qs if target else self._Qs
         if return_type == "all":
-            return net(x, detach=detach, generator=generator)
+            return net(x, context, detach=detach, generator=generator)
         if return_type not in ("min", "avg"):
             raise ValueError(f"return_type must be 'min', 'avg' or 'all', got {return_type!r}")
-        members = torch.randperm(self.cfg.num_q, generator=generator)[:2]
-        q = two_hot_inv(net(x, members=members, detach=detach, generator=generator), self.cfg.vmin, self.cfg.vmax)
+        if heads is None:
+            heads = torch.randperm(self.cfg.num_q, generator=generator)[:2]
+        logits = net(x, context, members=heads, detach=detach, generator=generator)
+        q = two_hot_inv(logits, self.cfg.vmin, self.cfg.vmax)
         return q.min(0).values if return_type == "min" else q.mean(0)
 
     @torch.no_grad()
@@ -221,7 +243,9 @@ class WorldModel(nn.Module):
     # --- growing the task set --------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def add_task(self, action_mask: Tensor, init_from: int | None = None, generator: torch.Generator | None = None) -> int:
+    def add_task(
+        self, action_mask: Tensor, init_from: int | None = None, generator: torch.Generator | None = None
+    ) -> int:
         """Append a task with its action-mask row [action_dim]; its embedding copies task `init_from` (e.g. the
         nearest pretraining task) or is drawn like a fresh one. Returns the new task index.
 
@@ -231,7 +255,9 @@ class WorldModel(nn.Module):
         new_index = self.cfg.num_tasks
         self._check_action_mask(action_mask, 1)
         if action_mask.shape[1] != self.cfg.action_dim:
-            raise ValueError(f"action_mask row must have action_dim={self.cfg.action_dim} entries, got {action_mask.shape[1]}")
+            raise ValueError(
+                f"action_mask row must have action_dim={self.cfg.action_dim} entries, got {action_mask.shape[1]}"
+            )
         if init_from is not None and not 0 <= init_from < new_index:
             raise ValueError(f"init_from must be an existing task index in [0, {new_index}), got {init_from}")
         if self._task_emb is not None:
