@@ -296,7 +296,7 @@ def test_discount_and_presets():
     assert discount_from_episode_length(500) == pytest.approx(0.99)
     assert discount_from_episode_length(10) == 0.95
     cfg = WorldModelConfig.preset("1m", obs_dim=39, action_dim=4)
-    assert (cfg.enc_dim, cfg.mlp_dim, cfg.latent_dim, cfg.num_q, cfg.num_bins) == (256, 384, 128, 5, 101)
+    assert (cfg.enc_dim, cfg.mlp_dim, cfg.latent_dim, cfg.num_q, cfg.num_bins) == (256, 384, 128, 2, 101)
     assert WorldModelConfig.preset("5m", obs_dim=39, action_dim=4, num_q=2).num_q == 2
     with pytest.raises(ValueError, match="preset"):
         WorldModelConfig.preset("7m", obs_dim=39, action_dim=4)

@@ -35,10 +35,10 @@ class WorldModelConfig:
     log_std_min: float = -10.0  # policy log-std lower bound
     log_std_max: float = 2.0  # policy log-std upper bound
 
-    # Sizes of TD-MPC2's model-size table; "1m" and "5m" are its 1M and 5M rows (its code drops the 1M row to 2 Q
-    # heads; we keep the paper's 5 unless overridden, so the 1m preset counts ~2.1M parameters on Meta-World).
+    # Sizes of TD-MPC2's model-size table; "1m" and "5m" are its 1M and 5M rows. Its reference code runs the 1M row
+    # with 2 Q heads, and so do we: ~1.35M parameters on Meta-World and 1.4x the update rate of 5 heads on a CPU.
     PRESETS: ClassVar[dict[str, dict[str, int]]] = {
-        "1m": {"enc_dim": 256, "mlp_dim": 384, "latent_dim": 128, "num_enc_layers": 2},
+        "1m": {"enc_dim": 256, "mlp_dim": 384, "latent_dim": 128, "num_enc_layers": 2, "num_q": 2},
         "5m": {"enc_dim": 256, "mlp_dim": 512, "latent_dim": 512, "num_enc_layers": 2},
     }
 

@@ -78,8 +78,8 @@ class StudyConfig:
 # The built-in study `make demo` runs: small enough for ~15 minutes on 2 CPU cores, real in every part.
 PRESETS = {
     "demo": {
-        "sources": "reach-v3,reach-wall-v3,button-press-v3,drawer-close-v3",
-        "targets": "button-press-wall-v3",
+        "sources": "reach-wall-v3,button-press-topdown-v3,drawer-close-v3,door-close-v3",
+        "targets": "reach-v3",
         "scales": [{"source_tasks": 2, "episodes_per_task": 6}, {"source_tasks": 4, "episodes_per_task": 6}],
         "budgets": [0, 1000, 2000],
         "seeds": [0],
