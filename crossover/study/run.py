@@ -51,9 +51,10 @@ def run_study(cfg: StudyConfig, out: str | Path, progress=print) -> list[Path]:
                 for seed in cfg.seeds:
                     n += 1
                     run_id = f"{target}__{arm if scale is None else 'pre-' + scale.label}__demos{demos}__seed{seed}"
-                    progress(f"[study] run {n}/{total}: {run_id}")
-                    records.append(_adapt_run(cfg, out, run_id, target, scale, demos, seed,
-                                              costs[scale.label] if scale else None, progress))
+                    done = _finished_record(out / "runs" / run_id / "result.json", progress)
+                    progress(f"[study] run {n}/{total}: {run_id}" + (": finished earlier" if done else ""))
+                    records.append(done or _adapt_run(cfg, out, run_id, target, scale, demos, seed,
+                                                      costs[scale.label] if scale else None, progress))
     return records
 
 
@@ -109,18 +110,24 @@ def _with_rerun_on_damage(step, run: Path, progress):
         return step(False)
 
 
+def _finished_record(record_file: Path, progress) -> Path | None:
+    """The run's record if it is there and valid; a damaged one is reported by name (and the run redone)."""
+    if not record_file.exists():
+        return None
+    try:
+        load_run_record(record_file)
+        return record_file
+    except CrossoverError as e:
+        progress(f"[study] {e}; redoing the run")
+        return None
+
+
 def _adapt_run(cfg: StudyConfig, out: Path, run_id: str, target: str, scale: Scale | None, demos: int, seed: int,
                pretrain_cost: dict | None, progress) -> Path:
     from crossover.train.online import AdaptConfig, adapt
 
     run = out / "runs" / run_id
     record_file = run / "result.json"
-    if record_file.exists():
-        try:
-            load_run_record(record_file)
-            return record_file
-        except CrossoverError as e:
-            progress(f"[study] {e}; redoing the run")
     acfg = AdaptConfig(target, init="scratch" if scale is None else str(out / "pretrain" / scale.label),
                        steps=cfg.max_budget, demos=demos, eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes,
                        episode_length=cfg.episode_length, seed=seed, preset=cfg.preset, seed_steps=cfg.seed_steps,
