@@ -61,7 +61,7 @@ def test_restart_skips_finished_runs_and_redoes_damaged_ones(study_dir, tmp_path
 
 
 def test_study_with_other_config_in_same_folder_is_refused(study_dir, capsys):
-    cfg = tmp = dict(TINY, threshold=0.9)
+    cfg = dict(TINY, threshold=0.9)
     path = study_dir.parent / "other.yaml"
     import yaml
 

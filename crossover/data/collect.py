@@ -88,16 +88,17 @@ def plan(tasks: list[TaskSpec], episodes: int, mix: list[tuple[PolicySpec, float
     return jobs
 
 
-_ENVS: dict = {}  # per worker process: task -> (env, expert); envs are slow to build, so they are reused
+_ENVS: dict = {}  # per process: (task, episode length) -> (env, expert); envs are slow to build, so they are reused
 
 
 def run_episode(job: EpisodeJob, episode_length: int | None = None) -> Episode:
     from crossover.tasks import get_task
 
-    if job.task not in _ENVS:
+    key = (job.task, episode_length)
+    if key not in _ENVS:
         spec = get_task(job.task)
-        _ENVS[job.task] = (make_env(spec, episode_length), make_expert(spec))
-    env, expert = _ENVS[job.task]
+        _ENVS[key] = (make_env(spec, episode_length), make_expert(spec))
+    env, expert = _ENVS[key]
     rng = np.random.default_rng(job.seed)
     obs = env.reset(job.seed)
     rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "success", "terminated", "truncated")}

@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
 from safetensors.torch import load_file as load_torch, save_file as save_torch
@@ -82,7 +81,3 @@ def restore_generator(state: dict) -> np.random.Generator:
     rng = np.random.default_rng()
     rng.bit_generator.state = state
     return rng
-
-
-def set_threads(threads: int) -> None:
-    torch.set_num_threads(threads)

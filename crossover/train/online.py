@@ -23,7 +23,7 @@ from crossover.data.sampler import TrajectoryBuffer
 from crossover.errors import CrossoverError
 from crossover.eval.rollout import evaluate
 from crossover.model.world_model import WorldModelConfig
-from crossover.tasks import all_tasks, get_task, make_env
+from crossover.tasks import get_task, make_env
 from crossover.train.checkpoint import (generator_state, load_checkpoint, restore_generator, save_checkpoint)
 from crossover.train.metrics import MetricsLogger
 from crossover.train.warmup import warm_up
