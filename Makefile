@@ -18,6 +18,7 @@ demo: $(STAMP)
 	MUJOCO_GL=egl $(VENV)/bin/crossover demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check --select F,E9 crossover tests benchmarks
 	MUJOCO_GL=egl $(PY) -m pytest
 
 bench: $(STAMP)
