@@ -18,7 +18,7 @@ import torch
 
 from crossover.agent.agent import Agent, AgentConfig
 from crossover.data.collect import EpisodeJob, PolicySpec, run_episode
-from crossover.data.episodes import Episode
+from crossover.data.episodes import Episode, write_json_atomic
 from crossover.data.sampler import TrajectoryBuffer
 from crossover.errors import CrossoverError
 from crossover.eval.rollout import evaluate
@@ -128,7 +128,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
             resume = False
         agent, info = _new_agent(cfg)  # before anything is written: a bad --from leaves no half-made run behind
         out.mkdir(parents=True, exist_ok=True)
-        (out / "adapt_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        write_json_atomic(out / "adapt_config.json", asdict(cfg))
         task_index = info["tasks"].index(cfg.task)
         capacity = cfg.steps + (cfg.demos + 2) * (cfg.episode_length + 1)
         # The buffer knows every task of the model, so its task ids are the model's; only the target gets data.
@@ -192,7 +192,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         eval_env.close()
         logger.close()
     result = AdaptResult(out, state["curve"], state["env_steps"], cfg.demos, state["wall_s"], state["cpu_s"])
-    (out / "summary.json").write_text(json.dumps({**asdict(result), "run_dir": str(out)}, indent=2))
+    write_json_atomic(out / "summary.json", {**asdict(result), "run_dir": str(out)})
     return result
 
 

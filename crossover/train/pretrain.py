@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from crossover.agent.agent import Agent, AgentConfig
-from crossover.data.episodes import EpisodeDataset
+from crossover.data.episodes import EpisodeDataset, write_json_atomic
 from crossover.data.sampler import TrajectoryBuffer
 from crossover.errors import CrossoverError
 from crossover.model.layers import soft_cross_entropy, two_hot
@@ -134,7 +134,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
             shutil.rmtree(out)
             resume = False
         out.mkdir(parents=True, exist_ok=True)
-        (out / "pretrain_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        write_json_atomic(out / "pretrain_config.json", asdict(cfg))
         model_cfg = WorldModelConfig.preset(cfg.preset, obs_dim=obs_dim, action_dim=action_dim, num_tasks=len(tasks))
         mask = torch.zeros(len(tasks), action_dim)
         for i, t in enumerate(tasks):
@@ -183,7 +183,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     finally:
         logger.close()
     result = PretrainResult(out, tasks, state["updates"], len(train), state["wall_s"], state["cpu_s"], state["heldout"])
-    (out / "summary.json").write_text(json.dumps({**asdict(result), "run_dir": str(out)}, indent=2))
+    write_json_atomic(out / "summary.json", {**asdict(result), "run_dir": str(out)})
     return result
 
 
