@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crossover.atomic import write_atomic, write_json_atomic
 from crossover.errors import CrossoverError
 
 CODEBASE_VERSION = "v3.0"
@@ -132,20 +132,6 @@ def _aggregate_stats(per_episode: list[dict[str, dict[str, list]]]) -> dict:
     return out
 
 
-def _write_atomic(path: Path, write) -> None:
-    """Write via `write(tmp_path)`, fsync, then rename into place: readers see the old file or the new, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    _write_atomic(Path(path), lambda p: p.write_text(json.dumps(obj, indent=2)))
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -231,7 +217,7 @@ class EpisodeWriter:
             next_index += len(ep)
         data = pa.concat_tables(tables)
         data = data.replace_schema_metadata({b"huggingface": _hf_schema_metadata(self.features)})
-        _write_atomic(self.root / rel, lambda p: pq.write_table(data, p, compression="snappy"))
+        write_atomic(self.root / rel, lambda p: pq.write_table(data, p, compression="snappy"))
         digest = _sha256(self.root / rel)
         for r in new_rows:
             r[f"{OURS}/data_sha256"] = digest
@@ -241,8 +227,8 @@ class EpisodeWriter:
 
     def _write_meta(self) -> None:
         meta = self.root / "meta"
-        _write_atomic(self.root / EPISODES_PATH, lambda p: pq.write_table(_episodes_table(self.rows), p))
-        _write_atomic(meta / "tasks.parquet", lambda p: pq.write_table(_tasks_table(self.tasks, self.descriptions), p))
+        write_atomic(self.root / EPISODES_PATH, lambda p: pq.write_table(_episodes_table(self.rows), p))
+        write_atomic(meta / "tasks.parquet", lambda p: pq.write_table(_tasks_table(self.tasks, self.descriptions), p))
         write_json_atomic(meta / "stats.json", _aggregate_stats([r["stats"] for r in self.rows]))
         total = self.rows[-1]["dataset_to_index"]
         info = {

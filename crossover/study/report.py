@@ -6,13 +6,12 @@ from __future__ import annotations
 import html
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 from matplotlib.figure import Figure
 
+from crossover.atomic import write_bytes_atomic
 from crossover.errors import CrossoverError
 from crossover.study.kpi import (
     BreakEven,
@@ -324,22 +323,10 @@ def _plot_break_even(summary: StudySummary) -> Figure:
 # --------------------------------------------------------------------------------------------- atomic writing
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    # A reader (or a browser refreshing the report) never sees a half-written file: write aside, then rename.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save_figure(fig: Figure, path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
-    _write_atomic(path, buffer.getvalue())
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 # --------------------------------------------------------------------------------------------------- the HTML
@@ -478,5 +465,5 @@ def write_report(
     _save_figure(_plot_efficiency(summary), study_dir / EFFICIENCY_FIGURE)
     _save_figure(_plot_break_even(summary), study_dir / BREAK_EVEN_FIGURE)
     report = study_dir / "report.html"
-    _write_atomic(report, _render_html(summary, title or f"Crossover study: {study_dir.name}").encode("utf-8"))
+    write_bytes_atomic(report, _render_html(summary, title or f"Crossover study: {study_dir.name}").encode("utf-8"))
     return report

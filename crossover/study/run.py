@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from crossover.data.collect import collect
-from crossover.data.episodes import write_json_atomic
+from crossover.atomic import write_json_atomic
 from crossover.errors import CrossoverError
 from crossover.study.config import Scale, StudyConfig
 from crossover.study.kpi import load_run_record, parse_run_record

@@ -66,6 +66,31 @@ def load_checkpoint(path: str | Path) -> tuple[Agent, dict, dict[str, np.ndarray
     return agent, state, buffer
 
 
+def has_checkpoint(run: Path) -> bool:
+    return (run / "checkpoint").exists() or (run / ".checkpoint.old").exists()
+
+
+def prepare_run(run: Path, config_file: str, config: dict, resume: bool, progress) -> bool:
+    """Decide how a training run starts; returns True when it resumes from its checkpoint.
+
+    Resuming needs the settings it was started with. A folder holding a run is never overwritten unless --resume
+    was asked for and the run died before its first checkpoint, in which case it starts over.
+    """
+    if resume and has_checkpoint(run):
+        saved = json.loads((run / config_file).read_text())
+        changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
+        if changed:
+            raise CrossoverError(f"{run}: --resume with different settings ({', '.join(changed)}); "
+                                 f"use the original ones or another --out")
+        return True
+    if run.exists() and any(run.iterdir()):
+        if not resume:
+            raise CrossoverError(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
+        progress(f"{run}: killed before its first checkpoint; starting over")
+        shutil.rmtree(run)
+    return False
+
+
 def _load(file: Path, loader) -> dict:
     try:
         return loader(str(file))

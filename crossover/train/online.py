@@ -7,8 +7,6 @@ same code path, so the comparison between the two is fair by construction.
 """
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,13 +16,15 @@ import torch
 
 from crossover.agent.agent import Agent, AgentConfig
 from crossover.data.collect import EpisodeJob, PolicySpec, run_episode
-from crossover.data.episodes import Episode, write_json_atomic
+from crossover.atomic import write_json_atomic
+from crossover.data.episodes import Episode
 from crossover.data.sampler import TrajectoryBuffer
 from crossover.errors import CrossoverError
 from crossover.eval.rollout import evaluate
 from crossover.model.world_model import WorldModelConfig
 from crossover.tasks import get_task, make_env
-from crossover.train.checkpoint import (generator_state, load_checkpoint, restore_generator, save_checkpoint)
+from crossover.train.checkpoint import (generator_state, load_checkpoint, prepare_run, restore_generator,
+                                       save_checkpoint)
 from crossover.train.metrics import MetricsLogger
 from crossover.train.warmup import warm_up
 
@@ -107,12 +107,8 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
     ckpt = out / "checkpoint"
     torch.set_num_threads(cfg.threads)
     spec = get_task(cfg.task)
-    if resume and (ckpt.exists() or ckpt.with_name(".checkpoint.old").exists()):
-        saved = json.loads((out / "adapt_config.json").read_text())
-        if saved != asdict(cfg):
-            changed = sorted(k for k in saved if saved[k] != asdict(cfg).get(k))
-            raise CrossoverError(f"{out}: --resume with different settings ({', '.join(changed)}); "
-                                 f"use the original ones or another --out")
+    resume = prepare_run(out, "adapt_config.json", asdict(cfg), resume, progress)
+    if resume:
         agent, state, buffer_state = load_checkpoint(ckpt)
         task_index = state["task_index"]
         buffer = TrajectoryBuffer(state["tasks"], spec.obs_dim, agent.model_cfg.action_dim, state["capacity"])
@@ -120,12 +116,6 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         rng = restore_generator(state["rng"])
         progress(f"[adapt] resuming {out} at env step {state['env_steps']}")
     else:
-        if out.exists() and any(out.iterdir()):
-            if not resume:
-                raise CrossoverError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
-            progress(f"[adapt] {out}: killed before its first checkpoint; starting over")
-            shutil.rmtree(out)
-            resume = False
         agent, info = _new_agent(cfg)  # before anything is written: a bad --from leaves no half-made run behind
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "adapt_config.json", asdict(cfg))

@@ -6,8 +6,6 @@ out; prediction losses on it, per task, tell how well the model has learned each
 """
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,13 +15,15 @@ import torch
 import torch.nn.functional as F
 
 from crossover.agent.agent import Agent, AgentConfig
-from crossover.data.episodes import EpisodeDataset, write_json_atomic
+from crossover.atomic import write_json_atomic
+from crossover.data.episodes import EpisodeDataset
 from crossover.data.sampler import TrajectoryBuffer
 from crossover.errors import CrossoverError
 from crossover.model.layers import soft_cross_entropy, two_hot
 from crossover.model.world_model import WorldModelConfig
 from crossover.tasks import get_task, resolve_tasks
-from crossover.train.checkpoint import generator_state, load_checkpoint, restore_generator, save_checkpoint
+from crossover.train.checkpoint import (generator_state, load_checkpoint, prepare_run, restore_generator,
+                                       save_checkpoint)
 from crossover.train.metrics import MetricsLogger
 from crossover.train.online import batch_to_torch
 from crossover.train.warmup import warm_up
@@ -119,20 +119,12 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     agent_cfg = AgentConfig(episode_length=cfg.episode_length)
     train, held = _split_buffers(datasets, tasks, cfg.holdout, agent_cfg.horizon, obs_dim, action_dim, cfg.seed,
                                  cfg.episodes_per_task)
-    if resume and ckpt.exists():
-        saved = json.loads((out / "pretrain_config.json").read_text())
-        if saved != asdict(cfg):
-            raise CrossoverError(f"{out}: --resume with different settings; use the original ones or another --out")
+    resume = prepare_run(out, "pretrain_config.json", asdict(cfg), resume, progress)
+    if resume:
         agent, state, _ = load_checkpoint(ckpt)
         rng = restore_generator(state["rng"])
         progress(f"[pretrain] resuming {out} at update {state['updates']:,}")
     else:
-        if out.exists() and any(out.iterdir()):
-            if not resume:
-                raise CrossoverError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
-            progress(f"[pretrain] {out}: killed before its first checkpoint; starting over")
-            shutil.rmtree(out)
-            resume = False
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "pretrain_config.json", asdict(cfg))
         model_cfg = WorldModelConfig.preset(cfg.preset, obs_dim=obs_dim, action_dim=action_dim, num_tasks=len(tasks))
