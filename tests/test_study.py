@@ -68,3 +68,21 @@ def test_study_with_other_config_in_same_folder_is_refused(study_dir, capsys):
     path.write_text(yaml.safe_dump(cfg))
     assert main(["study", "--config", str(path), "--out", str(study_dir)]) == 2
     assert "another config" in capsys.readouterr().err
+
+
+def test_bad_study_configs_are_one_line_errors(tmp_path, capsys):
+    cases = {
+        "unknown.yaml": "sources: ML45-train\ntargets: ML45-test\nscalez: 1\n",
+        "overlap.yaml": "sources: ML45-train\ntargets: reach-v3\nscales: [{source_tasks: 2, episodes_per_task: 3}]\nbudgets: [0]\n",
+        "broken.yaml": "sources: [unclosed\n",
+        "badtask.yaml": "sources: reach-v9\ntargets: ML45-test\nscales: []\nbudgets: [0]\n",
+    }
+    expected = {"unknown.yaml": "scalez", "overlap.yaml": "reach-v3", "broken.yaml": "not valid YAML",
+                "badtask.yaml": "reach-v3"}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        assert main(["study", "--config", str(tmp_path / name), "--out", str(tmp_path / "s")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and name in err and expected[name] in err, err
+    assert main(["study", "--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "s")]) == 2
+    assert "demo" in capsys.readouterr().err  # the error lists the built-in presets

@@ -110,3 +110,10 @@ def test_bad_adapt_input_is_one_line(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "/nonexistent" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "b").exists(), "a failed start leaves no half-made run folder"
+
+
+def test_pretrain_bad_inputs_are_one_line(tmp_path, capsys, small_dataset):
+    assert main(["pretrain", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "p")]) == 2
+    assert "meta/info.json" in capsys.readouterr().err
+    assert main(["pretrain", "--data", str(small_dataset), "--tasks", "push-v3", "--out", str(tmp_path / "p")]) == 2
+    assert "no episodes of push-v3" in capsys.readouterr().err
