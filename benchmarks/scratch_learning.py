@@ -8,7 +8,8 @@ Budget: 20,000 env steps per run (200-step episodes, 1 update per step after 1,0
 runs/bench/ (not committed; `--resume` continues it after a kill) and its small result is written to
 benchmarks/results/scratch_learning/<task>__seed<S>.json once finished, so a later session continues the grid.
 
-Usage: python benchmarks/scratch_learning.py [--tasks reach-v3,...] [--seeds 0,1,2] [--steps 20000]
+Usage: python benchmarks/scratch_learning.py [--tasks reach-v3,...] [--seeds 0,1,2] [--steps 20000] [--threads 2]
+Two pieces side by side: run it twice with disjoint --tasks/--seeds and --threads 1 each.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20_000)
     p.add_argument("--eval-every", type=int, default=2_000)
     p.add_argument("--runs", default="runs/bench", help="where the training runs live (resumable)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch threads per run; two runs side by side with 1 thread each beat one run with 2")
     p.add_argument("--report-only", action="store_true", help="only print the table of finished pieces")
     args = p.parse_args()
     pieces = RESULTS / "scratch_learning"
@@ -43,7 +46,7 @@ def main() -> None:
             name = f"{task}__seed{seed}"
             if (pieces / f"{name}.json").exists() or args.report_only:
                 continue
-            cfg = AdaptConfig(task, steps=args.steps, eval_every=args.eval_every, seed=seed)
+            cfg = AdaptConfig(task, steps=args.steps, eval_every=args.eval_every, seed=seed, threads=args.threads)
             r = adapt(cfg, Path(args.runs) / name, resume=True)
             write_result(f"scratch_learning/{name}", {"task": task, "seed": seed, "config": cfg.__dict__,
                                                       "curve": r.curve, "wall_s": r.wall_s, "cpu_s": r.cpu_s})

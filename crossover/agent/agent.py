@@ -21,7 +21,6 @@ get slower, net +35% at best, not taken. The small planner budget costs plan qua
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +30,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from crossover.agent.planner import plan
+from crossover.dictconfig import DictConfig
 from crossover.model.layers import soft_cross_entropy, two_hot
 from crossover.model.world_model import WorldModel, WorldModelConfig
 
 
 @dataclass
-class AgentConfig:
+class AgentConfig(DictConfig):
     horizon: int = 3  # planning and training horizon, in environment steps
     batch_size: int = 256  # sub-trajectories per update (read by the sampler that builds batches)
     lr: float = 3e-4  # Adam learning rate of the model and the policy prior
@@ -69,17 +69,6 @@ class AgentConfig:
             )
         if self.discount is not None and not 0 < self.discount <= 1:
             raise ValueError(f"AgentConfig.discount must be in (0, 1], got {self.discount}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AgentConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown AgentConfig fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
 
 
 def discount_from_episode_length(

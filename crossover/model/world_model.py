@@ -13,11 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from crossover.dictconfig import DictConfig
 from crossover.model.layers import MLP, EnsembleMLP, SimNorm, init_parameters, two_hot_inv
 
 
 @dataclass
-class WorldModelConfig:
+class WorldModelConfig(DictConfig):
     obs_dim: int  # observation size after zero-padding to the largest embodiment
     action_dim: int  # action size after zero-padding to the largest embodiment
     num_tasks: int = 1  # rows of the task embedding and of the action mask
@@ -64,17 +65,6 @@ class WorldModelConfig:
             raise ValueError(f"WorldModelConfig.num_bins must be >= 2 for two-hot coding, got {self.num_bins}")
         if self.task_dim < 0:
             raise ValueError(f"WorldModelConfig.task_dim must be >= 0 (0 disables it), got {self.task_dim}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> WorldModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown WorldModelConfig fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
 
 
 PRESETS = WorldModelConfig.PRESETS

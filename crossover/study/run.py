@@ -45,10 +45,12 @@ def run_study(cfg: StudyConfig, out: str | Path, progress=print) -> list[Path]:
     arms = [("scratch", None)] + [("pretrained", s) for s in cfg.scales]
     total = len(cfg.target_names) * len(arms) * len(cfg.demos) * len(cfg.seeds)
     n = 0
-    for target in cfg.target_names:
-        for arm, scale in arms:
+    # Seeds outermost and arms innermost: a study stopped part-way (or run in pieces) has whole comparisons,
+    # scratch next to every pretrained scale for the same target, demos and seed, rather than one arm's runs.
+    for seed in cfg.seeds:
+        for target in cfg.target_names:
             for demos in cfg.demos:
-                for seed in cfg.seeds:
+                for arm, scale in arms:
                     n += 1
                     run_id = f"{target}__{arm if scale is None else 'pre-' + scale.label}__demos{demos}__seed{seed}"
                     done = _finished_record(out / "runs" / run_id / "result.json", progress)
