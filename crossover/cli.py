@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("collect", help="roll out scripted experts / noisy experts / random policies into a dataset",
                        description="Collect episodes into a LeRobot v3.0 dataset folder. Rerunning on the same --out "
                        "resumes: episodes already written are kept and not collected again.")
-    s.add_argument("--tasks", required=True, metavar="SPEC", help="split names and/or task names, e.g. ML45-train,reach-v3")
+    s.add_argument("--tasks", required=True, metavar="SPEC", help="split names and/or task names; a leading - removes one, e.g. ML45-train,-reach-v3")
     s.add_argument("--episodes", type=int, required=True, help="episodes per task")
     s.add_argument("--out", required=True, metavar="DIR", help="dataset folder (created, or resumed if it exists)")
     s.add_argument("--policy", default="expert", help="expert, random or noisy:SIGMA (expert plus Gaussian action noise)")

@@ -31,6 +31,16 @@ def test_mixed_spec_keeps_order_and_drops_duplicates():
     assert names[5:] == ["reach-v3"]
 
 
+def test_minus_removes_tasks_from_what_comes_before():
+    names = [t.name for t in resolve_tasks("ML45-train,-reach-v3")]
+    assert len(names) == 44 and "reach-v3" not in names
+    assert [t.name for t in resolve_tasks("MT10,-MT10,reach-v3")] == ["reach-v3"]
+    with pytest.raises(CrossoverError, match="empty task list"):
+        resolve_tasks("reach-v3,-reach-v3")
+    with pytest.raises(CrossoverError, match="reach-v3"):
+        resolve_tasks("MT10,-reach-v2")
+
+
 def test_unknown_name_lists_close_matches():
     with pytest.raises(CrossoverError, match="reach-v3"):
         resolve_tasks("ML45-train,reach-v2")

@@ -23,7 +23,7 @@ class Scale:
 
 @dataclass
 class StudyConfig:
-    sources: str  # source tasks: split names and/or task names, e.g. "ML45-train"
+    sources: str  # source tasks: split names and/or task names, "-name" removes one, e.g. "ML45-train,-reach-v3"
     targets: str  # target tasks, held out of pretraining, e.g. "ML45-test"
     scales: list[Scale]  # pretraining scales to compare with scratch
     budgets: list[int]  # env-step budgets at which success is reported; the largest is each run's length

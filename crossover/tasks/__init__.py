@@ -35,19 +35,23 @@ def get_task(name: str) -> TaskSpec:
 def resolve_tasks(spec: str) -> list[TaskSpec]:
     """Expand a comma-separated list of split names and/or task names ("ML45-train,reach-v3") into tasks.
 
-    Order is kept and duplicates are dropped, so "MT10,reach-v3" is just MT10.
+    Order is kept and duplicates are dropped, so "MT10,reach-v3" is just MT10. A part with a leading "-" removes
+    that task or split from what comes before it: "ML45-train,-reach-v3" is the 44 others, for holding a task out.
     """
     tasks, splits = _catalogue()
     names: list[str] = []
     for part in (p.strip() for p in spec.split(",")):
         if not part:
             continue
+        remove = part.startswith("-")
+        part = part[1:].strip() if remove else part
         if part in splits:
-            names.extend(splits[part])
+            found = splits[part]
         elif part in tasks:
-            names.append(part)
+            found = [part]
         else:
             raise CrossoverError(_unknown(part))
+        names = [n for n in names if n not in found] if remove else names + found
     if not names:
         raise CrossoverError(f"empty task list {spec!r}: give split names ({', '.join(splits)}) or task names")
     return [tasks[n] for n in dict.fromkeys(names)]
