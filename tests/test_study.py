@@ -1,11 +1,12 @@
 """A tiny crossover study end to end, for real: two source tasks, one target, minutes on 2 cores."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
 from crossover.cli import main
-from crossover.study.config import StudyConfig
+from crossover.study.config import StudyConfig, load_study_config
 from crossover.study.kpi import load_run_records
 from crossover.study.run import report_study, run_study
 
@@ -86,3 +87,9 @@ def test_bad_study_configs_are_one_line_errors(tmp_path, capsys):
         assert len(err.splitlines()) == 1 and name in err and expected[name] in err, err
     assert main(["study", "--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "s")]) == 2
     assert "demo" in capsys.readouterr().err  # the error lists the built-in presets
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("benchmarks/configs/*.yaml")), ids=lambda p: p.name)
+def test_shipped_study_configs_load(path):
+    cfg = load_study_config(str(path))
+    assert cfg.target_names and not set(cfg.target_names) & set(cfg.source_names)
