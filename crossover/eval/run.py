@@ -17,5 +17,7 @@ def evaluate_run(run: str | Path, task: str, episodes: int, episode_length: int 
     agent, state, _ = load_checkpoint(Path(run) / "checkpoint")
     tasks = state.get("tasks", [])
     if task not in tasks:
-        raise CrossoverError(f"{run}: the agent was not trained on {task!r} (it knows {', '.join(tasks)})")
+        known = ", ".join(tasks) if len(tasks) <= 6 else f"{', '.join(tasks[:5])} and {len(tasks) - 5} more"
+        raise CrossoverError(f"{run}: the agent was not trained on {task!r} (it knows {known}); for zero-shot "
+                             f"success on a new task run `crossover adapt --task {task} --from {run} --steps 0`")
     return evaluate(agent, spec, tasks.index(task), episodes, episode_length)
