@@ -92,8 +92,12 @@ def _report(args) -> int:
 
 
 def _demo(args) -> int:
-    print(f"[demo] a small real crossover study (about 15 min on 2 CPU cores) in {args.out}: collect 4 source tasks, "
-          "pretrain at 2 scales, adapt to reach-v3 from each and from scratch, then the report; rerun to reuse it")
+    from crossover.study.config import load_study_config
+
+    demo = load_study_config("demo")
+    print(f"[demo] a small real crossover study (about 15 min on 2 CPU cores) in {args.out}: collect "
+          f"{len(demo.source_names)} source tasks, pretrain at {len(demo.scales)} scales, adapt to "
+          f"{', '.join(demo.target_names)} from each and from scratch, then the report; rerun to reuse it")
     args.config = "demo"
     return _study(args)
 
@@ -111,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("collect", help="roll out scripted experts / noisy experts / random policies into a dataset",
                        description="Collect episodes into a LeRobot v3.0 dataset folder. Rerunning on the same --out "
                        "resumes: episodes already written are kept and not collected again.")
-    s.add_argument("--tasks", required=True, metavar="SPEC", help="split names and/or task names; a leading - removes one, e.g. ML45-train,-reach-v3")
+    s.add_argument("--tasks", required=True, metavar="SPEC", help="split names and/or task names; a leading - removes one, "
+                   "e.g. ML45-train,-reach-v3")
     s.add_argument("--episodes", type=int, required=True, help="episodes per task")
     s.add_argument("--out", required=True, metavar="DIR", help="dataset folder (created, or resumed if it exists)")
     s.add_argument("--policy", default="expert", help="expert, random or noisy:SIGMA (expert plus Gaussian action noise)")

@@ -171,6 +171,17 @@ class MLP(nn.Module):
         return h
 
 
+def _member_params(
+    weight: Tensor, bias: Tensor, members: Tensor | None, detach: bool
+) -> tuple[Tensor, Tensor]:
+    """An ensemble layer's (weight, bias), of all members or of `members` only; detach=True cuts their gradient."""
+    if members is not None:  # index_select: ~4x less overhead than weight[members] for this copy
+        weight, bias = weight.index_select(0, members), bias.index_select(0, members)
+    if detach:
+        weight, bias = weight.detach(), bias.detach()
+    return weight, bias
+
+
 class EnsembleLinear(nn.Module):
     """`num_members` independent linear layers, weights [E, in, out], applied with one batched matmul."""
 
@@ -180,13 +191,7 @@ class EnsembleLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(num_members, 1, out_dim))
 
     def params(self, members: Tensor | None = None, detach: bool = False) -> tuple[Tensor, Tensor]:
-        """(weight, bias) of all members or of `members` only; detach=True cuts their gradient."""
-        weight, bias = self.weight, self.bias
-        if members is not None:  # index_select: ~4x less overhead than weight[members] for this copy
-            weight, bias = weight.index_select(0, members), bias.index_select(0, members)
-        if detach:
-            weight, bias = weight.detach(), bias.detach()
-        return weight, bias
+        return _member_params(self.weight, self.bias, members, detach)
 
     def forward(self, x: Tensor, members: Tensor | None = None, detach: bool = False) -> Tensor:
         """x: [N, in] shared by all members, or [E, N, in] one slice per member; returns [E, N, out]."""
@@ -209,11 +214,7 @@ class EnsembleLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.empty(num_members, 1, dim))
 
     def forward(self, x: Tensor, members: Tensor | None = None, detach: bool = False) -> Tensor:
-        weight, bias = self.weight, self.bias
-        if members is not None:
-            weight, bias = weight.index_select(0, members), bias.index_select(0, members)
-        if detach:
-            weight, bias = weight.detach(), bias.detach()
+        weight, bias = _member_params(self.weight, self.bias, members, detach)
         return torch.addcmul(bias, F.layer_norm(x, x.shape[-1:]), weight)
 
 
