@@ -85,6 +85,32 @@ def test_adapt_resume_after_sigkill_is_exact(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a), "weights after resume differ from the uninterrupted run"
 
 
+def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, monkeypatch):
+    from crossover.train import online
+
+    cfg = AdaptConfig("reach-v3", steps=90, eval_every=90, eval_episodes=1, episode_length=30, seed=3, seed_steps=30)
+    adapt(cfg, tmp_path / "clean", **QUIET)
+    monkeypatch.setattr(online, "CHECKPOINT_EVERY_S", 0.0)  # a checkpoint after every episode
+    real_episode, calls = online._train_episode, []
+
+    def dies_in_third_episode(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # stands in for a kill: the run stops between checkpoints
+        return real_episode(*args)
+
+    monkeypatch.setattr(online, "_train_episode", dies_in_third_episode)
+    with pytest.raises(KeyboardInterrupt):
+        adapt(cfg, tmp_path / "killed", **QUIET)
+    monkeypatch.setattr(online, "_train_episode", real_episode)
+    said = []
+    adapt(cfg, tmp_path / "killed", resume=True, progress=said.append)
+    assert "at env step 60" in said[0]  # from the periodic checkpoint, not the evaluation at step 0
+    a = load_file(str(tmp_path / "clean/checkpoint/model.safetensors"))
+    b = load_file(str(tmp_path / "killed/checkpoint/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a), "weights after resume differ from the uninterrupted run"
+
+
 def test_adapt_refuses_to_overwrite_and_checks_resume_settings(tmp_path):
     out = tmp_path / "run"
     adapt(AdaptConfig("reach-v3", steps=0, eval_episodes=1, episode_length=10), out, **QUIET)

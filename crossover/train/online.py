@@ -28,6 +28,10 @@ from crossover.train.checkpoint import (generator_state, load_checkpoint, prepar
 from crossover.train.metrics import MetricsLogger
 from crossover.train.warmup import warm_up
 
+# Besides every evaluation, a checkpoint at the first episode end after this many wall seconds, so a killed run
+# loses at most a few minutes whatever its evaluation period. Where checkpoints fall does not change the results.
+CHECKPOINT_EVERY_S = 300.0
+
 
 @dataclass
 class AdaptConfig:
@@ -142,10 +146,17 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
     env = make_env(spec, cfg.episode_length)
     eval_env = make_env(spec, cfg.episode_length)
     wall0, cpu0 = time.time() - state["wall_s"], time.process_time() - state["cpu_s"]
-    last_print = 0.0
+    last_print, last_save = 0.0, time.time()
 
     def clocks() -> tuple[float, float]:
         return time.time() - wall0, time.process_time() - cpu0
+
+    def checkpoint() -> None:
+        nonlocal last_save
+        state["wall_s"], state["cpu_s"] = clocks()
+        state["rng"] = generator_state(rng)
+        save_checkpoint(ckpt, agent, state, buffer.state())
+        last_save = time.time()
 
     try:
         while True:
@@ -161,9 +172,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
                          f"{ev.success_rate:.0%}, return {ev.mean_return:.0f} ({wall:.0f}s)")
                 state["next_eval"] = min(state["env_steps"] + cfg.eval_every, cfg.steps) \
                     if state["env_steps"] < cfg.steps else cfg.steps + 1
-                state["wall_s"], state["cpu_s"] = wall, cpu
-                state["rng"] = generator_state(rng)
-                save_checkpoint(ckpt, agent, state, buffer.state())
+                checkpoint()
             if state["env_steps"] >= cfg.steps:
                 break
             ep, losses = _train_episode(cfg, agent, env, buffer, rng, state, task_index, spec.action_dim)
@@ -172,6 +181,8 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
                                                       "episode_success": float(ep.success.any()),
                                                       "updates": state["updates"], "wall_s": round(wall, 3),
                                                       **losses})
+            if time.time() - last_save > CHECKPOINT_EVERY_S:
+                checkpoint()
             if time.time() - last_print > 15:
                 last_print = time.time()
                 rate = state["env_steps"] / max(wall, 1e-9)
