@@ -75,7 +75,7 @@ def _study(args) -> int:
     from crossover.study.config import load_study_config
     from crossover.study.run import report_study, run_study
 
-    run_study(load_study_config(args.config), args.out)
+    run_study(load_study_config(args.config), args.out, max_runs=getattr(args, "max_runs", None))
     path, text = report_study(args.out)
     print(text)
     print(f"\nreport: {path}")
@@ -175,9 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("study", help="run a crossover study: pretrain, adapt vs scratch, KPIs and report",
                        description="Runs the grid targets x budgets x seeds x {scratch, pretrained at each scale}, "
-                       "collecting and pretraining what is missing. Restarting skips finished runs.")
+                       "collecting and pretraining what is missing. Restarting skips finished runs; two processes on one --out "
+                       "split the runs between them.")
     s.add_argument("--config", required=True, metavar="FILE|demo", help="study YAML file, or the built-in preset 'demo'")
     s.add_argument("--out", required=True, metavar="DIR", help="study folder (created, or continued)")
+    s.add_argument("--max-runs", type=int, default=None, metavar="N",
+                   help="stop after starting N adaptation runs (run again to continue)")
     s.set_defaults(handler=_study)
 
     s = sub.add_parser("report", help="write report.html and print the KPI table of a study folder")

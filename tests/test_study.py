@@ -1,4 +1,5 @@
 """A tiny crossover study end to end, for real: two source tasks, one target, minutes on 2 cores."""
+import fcntl
 import json
 import shutil
 from pathlib import Path
@@ -59,6 +60,24 @@ def test_restart_skips_finished_runs_and_redoes_damaged_ones(study_dir, tmp_path
     assert redone == [damaged], "only the damaged run is redone"
     assert any(str(damaged) in line for line in said), "the damaged file is named"
     assert not any("pretraining scale" in line for line in said), "finished pretraining is not redone"
+
+
+def test_runs_held_by_another_process_are_left_to_it_and_max_runs_stops(study_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(study_dir, copy)
+    results = sorted(copy.glob("runs/*/result.json"))
+    for r in results:
+        r.unlink()  # both runs unfinished again (their checkpoints are at the end, so redoing them is quick)
+    held = results[0].parent.name
+    said = []
+    with open(copy / "locks" / f"run-{held}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another process running this run would
+        done = run_study(StudyConfig(**TINY), copy, progress=said.append)
+    assert [p.parent.name for p in done] == [results[1].parent.name]
+    assert "1 runs are held by another process" in said[-1]
+    said.clear()
+    assert run_study(StudyConfig(**TINY), copy, progress=said.append, max_runs=0) == [done[0]]
+    assert "--max-runs" in said[-1] and not (copy / "runs" / held / "result.json").exists()
 
 
 def test_study_with_other_config_in_same_folder_is_refused(study_dir, capsys):

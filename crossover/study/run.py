@@ -7,14 +7,17 @@ Layout of a study folder:
   data/sources/                  LeRobot dataset of the source tasks (largest scale; smaller scales use a prefix)
   pretrain/<scale>/              pretraining runs, with cost.json once finished
   runs/<run_id>/                 adaptation runs, with result.json once finished
+  locks/                         lock files of the runs and pretraining scales processes are working on
   report.html, *.png             written by `crossover report`
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import resource
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from crossover.data.collect import collect
@@ -32,35 +35,86 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def run_study(cfg: StudyConfig, out: str | Path, progress=print) -> list[Path]:
-    """Run (or finish) every run of the study; returns the paths of the run records."""
+def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int | None = None) -> list[Path]:
+    """Run (or finish) the study's runs; returns the paths of the finished run records.
+
+    Several processes may work on one study folder at once (e.g. two on 2 cores, 1 torch thread each): each run
+    and each pretraining scale is claimed with a lock that dies with its process, so they split the work, and a
+    killed process's run is free for the next one to resume. `max_runs` stops after starting that many runs.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg_file = out / "study.json"
     if cfg_file.exists() and json.loads(cfg_file.read_text()) != cfg.to_dict():
         raise CrossoverError(f"{out}: holds a study with another config; use the same config or another --out")
     write_json_atomic(cfg_file, cfg.to_dict())
-    costs = {s.label: _pretrain_scale(cfg, out, s, progress) for s in cfg.scales}
-    records = []
-    arms = [("scratch", None)] + [("pretrained", s) for s in cfg.scales]
-    total = len(cfg.target_names) * len(arms) * len(cfg.demos) * len(cfg.seeds)
-    n = 0
     # Seeds outermost and arms innermost: a study stopped part-way (or run in pieces) has whole comparisons,
     # scratch next to every pretrained scale for the same target, demos and seed, rather than one arm's runs.
-    for seed in cfg.seeds:
-        for target in cfg.target_names:
-            for demos in cfg.demos:
-                for arm, scale in arms:
-                    n += 1
-                    run_id = f"{target}__{arm if scale is None else 'pre-' + scale.label}__demos{demos}__seed{seed}"
-                    done = _finished_record(out / "runs" / run_id / "result.json", progress)
-                    progress(f"[study] run {n}/{total}: {run_id}" + (": finished earlier" if done else ""))
-                    records.append(done or _adapt_run(cfg, out, run_id, target, scale, demos, seed,
-                                                      costs[scale.label] if scale else None, progress))
-    return records
+    arms = [None] + list(cfg.scales)
+    plan = [(seed, target, demos, scale) for seed in cfg.seeds for target in cfg.target_names
+            for demos in cfg.demos for scale in arms]
+    costs: dict[str, dict] = {}  # pretraining cost per scale label, pretrained on first need
+    records: dict[str, Path] = {}
+    started = 0
+    while True:
+        waiting = 0  # runs whose scale another process is pretraining: worth waiting for
+        held = 0  # runs another process is running
+        for n, (seed, target, demos, scale) in enumerate(plan, 1):
+            run_id = f"{target}__{'scratch' if scale is None else 'pre-' + scale.label}__demos{demos}__seed{seed}"
+            if run_id in records:
+                continue
+            with _claim(out / "locks" / f"run-{run_id}.lock") as claimed:
+                if not claimed:
+                    held += 1
+                    continue
+                done = _finished_record(out / "runs" / run_id / "result.json", progress)
+                if done:
+                    progress(f"[study] run {n}/{len(plan)}: {run_id}: finished earlier")
+                    records[run_id] = done
+                    continue
+                if max_runs is not None and started >= max_runs:
+                    progress(f"[study] stopping after {max_runs} runs (--max-runs); run again to continue")
+                    return list(records.values())
+                if scale is not None and scale.label not in costs:
+                    cost = _pretrain_scale(cfg, out, scale, progress)
+                    if cost is None:
+                        waiting += 1
+                        continue
+                    costs[scale.label] = cost
+                started += 1
+                progress(f"[study] run {n}/{len(plan)}: {run_id}")
+                records[run_id] = _adapt_run(cfg, out, run_id, target, scale, demos, seed,
+                                             costs[scale.label] if scale else None, progress)
+        if not waiting:
+            break
+        progress(f"[study] waiting for another process to finish pretraining ({waiting} runs need it)")
+        time.sleep(30)
+    if held:
+        progress(f"[study] {held} runs are held by another process working on {out}; `crossover report {out}` "
+                 "once it is done")
+    return list(records.values())
+
+
+@contextmanager
+def _claim(lock_file: Path, wait: bool = False):
+    """Yield True if this process holds `lock_file` exclusively (always, when wait=True); the OS drops the lock
+    when the process dies, so a killed run is never left claimed."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
 
 
 def _collect_sources(cfg: StudyConfig, out: Path, progress) -> dict:
+    with _claim(out / "locks" / "collect.lock", wait=True):  # a second process waits, then reuses the data
+        return _collect_sources_locked(cfg, out, progress)
+
+
+def _collect_sources_locked(cfg: StudyConfig, out: Path, progress) -> dict:
     data = out / "data" / "sources"
     cost_file = out / "data" / "cost.json"
     if cost_file.exists():
@@ -76,8 +130,14 @@ def _collect_sources(cfg: StudyConfig, out: Path, progress) -> dict:
     return cost
 
 
-def _pretrain_scale(cfg: StudyConfig, out: Path, scale: Scale, progress) -> dict:
-    """Pretrain at one scale (or reuse a finished run); its cost includes its share of data collection."""
+def _pretrain_scale(cfg: StudyConfig, out: Path, scale: Scale, progress) -> dict | None:
+    """Pretrain at one scale (or reuse a finished run); its cost includes its share of data collection.
+    None when another process is pretraining this scale."""
+    with _claim(out / "locks" / f"pretrain-{scale.label}.lock") as claimed:
+        return _pretrain_scale_locked(cfg, out, scale, progress) if claimed else None
+
+
+def _pretrain_scale_locked(cfg: StudyConfig, out: Path, scale: Scale, progress) -> dict:
     from crossover.train.pretrain import PretrainConfig, pretrain
 
     run = out / "pretrain" / scale.label
