@@ -40,10 +40,10 @@ def main() -> None:
     args = p.parse_args()
     cfg = StudyConfig(**CONFIG)
     run_study(cfg, args.out, progress=lambda line: print(line, flush=True), max_runs=args.max_runs)
-    records = load_run_records(args.out)
-    if not records:
+    if not any(Path(args.out).glob("runs/*/result.json")):
         print("no finished runs yet")
         return
+    records = load_run_records(args.out)
     summary = summarise(records, cfg.threshold, cfg.budgets)
     print("\n".join(headlines(summary)) + "\n\n" + summary_table(summary))
     write_report(args.out, summary)

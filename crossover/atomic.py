@@ -10,7 +10,7 @@ def write_atomic(path: str | Path, write) -> None:
     """Create `path` through `write(tmp_path)`; a run killed midway leaves the previous file untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: two may write the same file
     try:
         write(tmp)
         with open(tmp, "rb") as f:

@@ -106,6 +106,9 @@ def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, m
     said = []
     adapt(cfg, tmp_path / "killed", resume=True, progress=said.append)
     assert "at env step 60" in said[0]  # from the periodic checkpoint, not the evaluation at step 0
+    for csv_name in ("train.csv", "eval.csv"):  # one clean curve: no row lost or repeated around the resume
+        clean, resumed = (_rows(tmp_path / run / csv_name) for run in ("clean", "killed"))
+        assert [r["step"] for r in resumed] == [r["step"] for r in clean], csv_name
     a = load_file(str(tmp_path / "clean/checkpoint/model.safetensors"))
     b = load_file(str(tmp_path / "killed/checkpoint/model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a), "weights after resume differ from the uninterrupted run"

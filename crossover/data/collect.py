@@ -167,7 +167,9 @@ def collect(tasks: list[TaskSpec], episodes: int, out: str | Path, policy: str |
     expert_runs: Counter = Counter()
     expert_wins: Counter = Counter()
     frames, start, last_print = 0, time.time(), 0.0
-    pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
+    # spawn, not fork: workers must not inherit this process's open files, such as the locks a study holds
+    # (a forked worker outliving a killed parent would keep them held).
+    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
     try:
         # A worker builds each task's simulator once (about 0.15 s each), so hand out runs of a task's episodes;
         # half a task per run keeps the last runs short enough that neither core idles long at the end.

@@ -42,6 +42,8 @@ def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int |
     and each pretraining scale is claimed with a lock that dies with its process, so they split the work, and a
     killed process's run is free for the next one to resume. `max_runs` stops after starting that many runs.
     """
+    if max_runs is not None and max_runs < 0:
+        raise CrossoverError(f"--max-runs must be >= 0, got {max_runs}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg_file = out / "study.json"
@@ -90,8 +92,8 @@ def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int |
         progress(f"[study] waiting for another process to finish pretraining ({waiting} runs need it)")
         time.sleep(30)
     if held:
-        progress(f"[study] {held} runs are held by another process working on {out}; `crossover report {out}` "
-                 "once it is done")
+        progress(f"[study] runs held by another process working on {out}: {held}; when it is done, run this "
+                 f"command again (it finishes what that process left) or `crossover report {out}`")
     return list(records.values())
 
 

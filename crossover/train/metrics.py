@@ -22,7 +22,9 @@ class MetricsLogger:
         else:
             for path in self.run_dir.glob("*.csv"):
                 path.unlink()
-        self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_step)
+        # Events at the checkpoint's own step were logged before it was saved: keep them, as the CSV does.
+        purge = None if resume_step is None else resume_step + 1
+        self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge)
 
     def log(self, stream: str, step: int, values: dict[str, float | int | str | None]) -> None:
         """Append a row to <stream>.csv and scalars to TensorBoard under <stream>/."""

@@ -181,7 +181,8 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
                                                       "episode_success": float(ep.success.any()),
                                                       "updates": state["updates"], "wall_s": round(wall, 3),
                                                       **losses})
-            if time.time() - last_save > CHECKPOINT_EVERY_S:
+            # (not when an evaluation is due: it saves right after, and its row must come after the checkpoint)
+            if time.time() - last_save > CHECKPOINT_EVERY_S and state["env_steps"] < state["next_eval"]:
                 checkpoint()
             if time.time() - last_print > 15:
                 last_print = time.time()
