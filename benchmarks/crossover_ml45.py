@@ -26,9 +26,8 @@ from common import write_result  # noqa: E402
 
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.study.config import load_study_config  # noqa: E402
-from crossover.study.kpi import load_run_records, summarise  # noqa: E402
-from crossover.study.report import headlines, summary_table, write_report  # noqa: E402
-from crossover.study.run import run_study  # noqa: E402
+from crossover.study.kpi import load_run_records  # noqa: E402
+from crossover.study.run import report_study, run_study  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -49,10 +48,9 @@ def main() -> None:
     if not any(Path(args.out).glob("runs/*/result.json")):
         print("no finished runs yet")
         return
+    _, text = report_study(args.out)  # report.html in the study folder, and the KPI table
+    print(text)
     records = load_run_records(args.out)
-    summary = summarise(records, cfg.threshold, cfg.budgets)
-    print("\n".join(headlines(summary)) + "\n\n" + summary_table(summary))
-    write_report(args.out, summary)
     write_result(f"crossover_{name}", {"config": cfg.to_dict(), "study": args.out, "finished_runs": len(records),
                                        "runs": [r.to_dict() for r in records]})
 

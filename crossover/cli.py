@@ -75,7 +75,7 @@ def _study(args) -> int:
     from crossover.study.config import load_study_config
     from crossover.study.run import report_study, run_study
 
-    run_study(load_study_config(args.config), args.out, max_runs=getattr(args, "max_runs", None))
+    run_study(load_study_config(args.config), args.out, max_runs=args.max_runs)
     path, text = report_study(args.out)
     print(text)
     print(f"\nreport: {path}")
@@ -98,7 +98,7 @@ def _demo(args) -> int:
     print(f"[demo] a small real crossover study (about 15 min on 2 CPU cores) in {args.out}: collect "
           f"{len(demo.source_names)} source tasks, pretrain at {len(demo.scales)} scales, adapt to "
           f"{', '.join(demo.target_names)} from each and from scratch, then the report; rerun to reuse it")
-    args.config = "demo"
+    args.config, args.max_runs = "demo", None
     return _study(args)
 
 
