@@ -8,7 +8,11 @@ scratch (anchors: TD-MPC2 reports ~2x the from-scratch score after 20k steps; WP
 
 This is many CPU-hours on 2 cores: it runs in resumable pieces. Each invocation continues the study folder (finished
 runs are skipped, a killed run resumes from its checkpoint); `--max-runs N` stops after N more adaptation runs so
-a session can commit its piece. Two invocations on the same --out split the runs between them (1 torch thread
+a session can commit its piece. A new work tree (a later session) starts from the committed JSON: its finished runs
+are put back into the study folder and not redone, and the JSON keeps them beside the new ones. Pretraining is
+redone in each new work tree (checkpoints are not committed); it is seeded, and the JSON keeps the SHA-256 of each
+scale's pretrained weights from every session, so a scale listed with two digests is one whose runs started from
+different models. Two invocations on the same --out split the runs between them (1 torch thread
 each gets more from 2 cores than one process on 2 threads). The JSON is rewritten from whatever runs are finished,
 so `--max-runs 0` only writes it. `--config` runs another study the same way (e.g. configs/reach_pilot.yaml; its
 JSON is results/crossover_reach_pilot.json).
@@ -18,16 +22,18 @@ Usage: python benchmarks/crossover_ml45.py [--config FILE] [--out DIR] [--max-ru
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+from common import RESULTS, write_result  # noqa: E402
 
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.study.config import load_study_config  # noqa: E402
 from crossover.study.kpi import load_run_records  # noqa: E402
-from crossover.study.run import report_study, run_study  # noqa: E402
+from crossover.study.run import (pretrained_weights_sha256, report_study, restore_run_records,  # noqa: E402
+                                 run_study)
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -44,6 +50,17 @@ def main() -> None:
         sys.exit(f"error: {e}")
     name = Path(args.config).stem
     args.out = args.out or f"studies/{name}"
+    committed_file = RESULTS / f"crossover_{name}.json"
+    committed = json.loads(committed_file.read_text()) if committed_file.exists() else {}
+    if committed and committed["config"] != cfg.to_dict():
+        sys.exit(f"error: {committed_file} holds runs of another version of {args.config}; move it away to start "
+                 f"this config's study afresh")
+    try:
+        restored = restore_run_records(cfg, args.out, committed.get("runs", []), str(committed_file))
+    except CrossoverError as e:
+        sys.exit(f"error: {e}")
+    if restored:
+        print(f"restored {restored} finished runs from {committed_file}", flush=True)
     run_study(cfg, args.out, progress=lambda line: print(line, flush=True), max_runs=args.max_runs)
     if not any(Path(args.out).glob("runs/*/result.json")):
         print("no finished runs yet")
@@ -51,7 +68,16 @@ def main() -> None:
     _, text = report_study(args.out)  # report.html in the study folder, and the KPI table
     print(text)
     records = load_run_records(args.out)
+    digests = {label: list(d) for label, d in committed.get("pretrained_weights_sha256", {}).items()}
+    for label, digest in pretrained_weights_sha256(args.out).items():
+        if digest not in digests.setdefault(label, []):
+            digests[label].append(digest)
+    for label, d in digests.items():
+        if len(d) > 1:
+            print(f"warning: scale {label} was pretrained to {len(d)} different models across sessions; its runs "
+                  f"are not all from one checkpoint")
     write_result(f"crossover_{name}", {"config": cfg.to_dict(), "study": args.out, "finished_runs": len(records),
+                                       "pretrained_weights_sha256": digests,
                                        "runs": [r.to_dict() for r in records]})
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from crossover.cli import main
+from crossover.errors import CrossoverError
 from crossover.study.config import StudyConfig, load_study_config
 from crossover.study.kpi import load_run_records
-from crossover.study.run import report_study, run_study
+from crossover.study.run import pretrained_weights_sha256, report_study, restore_run_records, run_study
 
 TINY = dict(sources="reach-v3,drawer-close-v3", targets="button-press-topdown-v3",
             scales=[{"source_tasks": 2, "episodes_per_task": 3}], budgets=[0, 40], seeds=[0], demos=[0],
@@ -78,6 +79,34 @@ def test_runs_held_by_another_process_are_left_to_it_and_max_runs_stops(study_di
     said.clear()
     assert run_study(StudyConfig(**TINY), copy, progress=said.append, max_runs=0) == [done[0]]
     assert "--max-runs" in said[-1] and not (copy / "runs" / held / "result.json").exists()
+
+
+def test_records_restored_into_a_new_folder_are_not_redone(study_dir, tmp_path):
+    # What a later session does with a benchmark's committed JSON: a new work tree, the finished runs put back.
+    records = [r.to_dict() for r in load_run_records(study_dir)]
+    fresh = tmp_path / "fresh"
+    assert restore_run_records(StudyConfig(**TINY), fresh, records, "committed.json") == 2
+    assert restore_run_records(StudyConfig(**TINY), fresh, records, "committed.json") == 0  # already there
+    said = []
+    done = run_study(StudyConfig(**TINY), fresh, progress=said.append)
+    assert len(done) == 2 and all("finished earlier" in line for line in said)
+    assert not (fresh / "data").exists() and not (fresh / "pretrain").exists()  # nothing collected or pretrained
+    bad = dict(records[0], curve=[{"env_steps": 0, "success": 2.0, "wall_s": 0, "cpu_s": 0}])
+    with pytest.raises(CrossoverError, match=r"committed.json: runs\[0\].*curve\[0\]\.success"):
+        restore_run_records(StudyConfig(**TINY), tmp_path / "other", [bad], "committed.json")
+    with pytest.raises(CrossoverError, match="another config"):
+        restore_run_records(StudyConfig(**dict(TINY, threshold=0.9)), fresh, records, "committed.json")
+
+
+def test_pretraining_again_gives_the_same_weights(study_dir, tmp_path):
+    # A new work tree pretrains again; seeded pretraining must give the model the committed runs started from.
+    copy = tmp_path / "copy"
+    shutil.copytree(study_dir, copy)
+    shutil.rmtree(copy / "pretrain")
+    shutil.rmtree(copy / "runs" / "button-press-topdown-v3__pre-2x3__demos0__seed0")
+    run_study(StudyConfig(**TINY), copy, progress=lambda _: None)
+    assert pretrained_weights_sha256(copy) == pretrained_weights_sha256(study_dir)
+    assert list(pretrained_weights_sha256(copy)) == ["2x3"]
 
 
 def test_study_with_other_config_in_same_folder_is_refused(study_dir, capsys):

@@ -13,6 +13,7 @@ Layout of a study folder:
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import resource
 import shutil
@@ -44,12 +45,7 @@ def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int |
     """
     if max_runs is not None and max_runs < 0:
         raise CrossoverError(f"--max-runs must be >= 0, got {max_runs}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg_file = out / "study.json"
-    if cfg_file.exists() and json.loads(cfg_file.read_text()) != cfg.to_dict():
-        raise CrossoverError(f"{out}: holds a study with another config; use the same config or another --out")
-    write_json_atomic(cfg_file, cfg.to_dict())
+    out = _study_folder(cfg, out)
     # Seeds outermost and arms innermost: a study stopped part-way (or run in pieces) has whole comparisons,
     # scratch next to every pretrained scale for the same target, demos and seed, rather than one arm's runs.
     arms = [None] + list(cfg.scales)
@@ -95,6 +91,17 @@ def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int |
         progress(f"[study] runs held by another process working on {out}: {held}; when it is done, run this "
                  f"command again (it finishes what that process left) or `crossover report {out}`")
     return list(records.values())
+
+
+def _study_folder(cfg: StudyConfig, out: str | Path) -> Path:
+    """The study folder for `cfg`, made if new; one holding a study of another config is refused."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_file = out / "study.json"
+    if cfg_file.exists() and json.loads(cfg_file.read_text()) != cfg.to_dict():
+        raise CrossoverError(f"{out}: holds a study with another config; use the same config or another --out")
+    write_json_atomic(cfg_file, cfg.to_dict())
+    return out
 
 
 @contextmanager
@@ -209,6 +216,35 @@ def _adapt_run(cfg: StudyConfig, out: Path, run_id: str, target: str, scale: Sca
     parse_run_record(record, str(record_file))  # the schema check, before anything is written
     write_json_atomic(record_file, record)
     return record_file
+
+
+def restore_run_records(cfg: StudyConfig, out: str | Path, records: list[dict], source: str) -> int:
+    """Put finished run records of study `cfg` saved elsewhere (e.g. a benchmark's committed JSON) back into its
+    study folder, so `run_study` skips those runs instead of redoing them; returns how many were restored. A record
+    already in the folder wins; each restored one is checked like a fresh result.json, errors naming `source`."""
+    out = _study_folder(cfg, out)
+    restored = 0
+    for i, data in enumerate(records):
+        run_id = parse_run_record(data, f"{source}: runs[{i}]").run_id
+        record_file = out / "runs" / run_id / "result.json"
+        if not record_file.exists():
+            write_json_atomic(record_file, data)
+            restored += 1
+    return restored
+
+
+def pretrained_weights_sha256(out: str | Path) -> dict[str, str]:
+    """Scale label -> SHA-256 of its pretrained checkpoint's weights file, for every finished pretraining scale.
+    Pretraining is seeded, so two sessions that each pretrain a scale should get the same digest; a second digest
+    for one scale says runs of that scale started from different models."""
+    from crossover.train.checkpoint import MODEL_FILE
+
+    digests = {}
+    for cost in sorted(Path(out).glob("pretrain/*/cost.json")):
+        weights = cost.parent / "checkpoint" / MODEL_FILE
+        if weights.exists():
+            digests[cost.parent.name] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    return digests
 
 
 def report_study(out: str | Path) -> tuple[Path, str]:
