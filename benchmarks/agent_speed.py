@@ -11,10 +11,7 @@ load average before and after is recorded with the results.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -24,8 +21,11 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from crossover.agent.agent import Agent, AgentConfig
-from crossover.model.world_model import WorldModelConfig
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, write_result  # noqa: E402
+
+from crossover.agent.agent import Agent, AgentConfig  # noqa: E402
+from crossover.model.world_model import WorldModelConfig  # noqa: E402
 
 OBS_DIM, ACTION_DIM, NUM_TASKS = 39, 4, 10  # Meta-World observation/action sizes, an MT10-sized task set
 
@@ -43,16 +43,6 @@ def matmul_peak(threads: int, n: int = 2048, repeats: int = 10) -> float:
         a @ b
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_batch(gen: torch.Generator, horizon: int, batch_size: int) -> dict[str, torch.Tensor]:
@@ -107,7 +97,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=30)
     parser.add_argument("--acts", type=int, default=200)
     parser.add_argument("--agent", nargs="*", default=[], metavar="FIELD=VALUE", help="AgentConfig overrides")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "agent_speed.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "agent_speed.json")
     args = parser.parse_args()
 
     peak = {threads: matmul_peak(threads) for threads in (1, 2)}
@@ -156,26 +146,15 @@ def main() -> None:
             f"{100 * r['act_peak_fraction_1thread']:5.0f}%"
         )
 
-    result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    path = write_result("agent_speed", {
         "workload": {"obs_dim": OBS_DIM, "action_dim": ACTION_DIM, "num_tasks": NUM_TASKS,
-                     "batch_size": agent_cfg.batch_size, "horizon": agent_cfg.horizon},  # fmt: skip
+                     "batch_size": agent_cfg.batch_size, "horizon": agent_cfg.horizon},
         "agent_config": agent_cfg.to_dict(),
         "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
         "matmul_peak_gflops": {"1thread": peak[1] / 1e9, "2threads": peak[2] / 1e9},
         "rows": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    }, args.out)  # fmt: skip
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,27 @@ import datetime as dt
 import json
 import os
 import platform
+import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
+from crossover.atomic import write_atomic
+
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _code_version() -> str:
+    """The commit the benchmark's code came from, read when it starts (a later commit in the same work tree does
+    not change the code it already imported); "-dirty" if the work tree had uncommitted changes."""
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=RESULTS.parent, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+CODE_VERSION = _code_version()
 
 
 def machine() -> dict:
@@ -20,16 +37,20 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch_version,
+            "platform": platform.platform()}
 
 
-def write_result(name: str, result: dict) -> Path:
-    """Write benchmarks/results/<name>.json with date, machine and the command that produced it."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_result(name: str, result: dict, path: Path | None = None) -> Path:
+    """Write benchmarks/results/<name>.json (or `path`) atomically, with date, machine, the command and the code
+    version that produced it."""
+    path = path or RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
-               "command": " ".join([Path(sys.executable).name] + sys.argv), **result}
-    path = RESULTS / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
+               "command": " ".join([Path(sys.executable).name] + sys.argv), "code_version": CODE_VERSION, **result}
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2) + "\n"))
     return path
