@@ -114,6 +114,21 @@ def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, m
     assert all(torch.equal(a[k], b[k]) for k in a), "weights after resume differ from the uninterrupted run"
 
 
+def test_learning_curve_does_not_depend_on_how_often_it_is_evaluated(tmp_path):
+    # Evaluation draws its planner noise from its own seeds, so evaluating more often changes nothing in training,
+    # and the step both runs evaluate gets the same figure.
+    base = dict(steps=90, eval_episodes=1, episode_length=30, seed=3, seed_steps=30)
+    often = adapt(AdaptConfig("reach-v3", eval_every=30, **base), tmp_path / "often", **QUIET)
+    rarely = adapt(AdaptConfig("reach-v3", eval_every=90, **base), tmp_path / "rarely", **QUIET)
+    assert [p["env_steps"] for p in often.curve] == [0, 30, 60, 90] and [p["env_steps"] for p in rarely.curve] == [0, 90]
+    last_often, last_rarely = ({k: v for k, v in c[-1].items() if k not in ("wall_s", "cpu_s")} for c in
+                               (often.curve, rarely.curve))
+    assert last_often == last_rarely
+    a = load_file(str(tmp_path / "often/checkpoint/model.safetensors"))
+    b = load_file(str(tmp_path / "rarely/checkpoint/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a), "evaluating more often changed the training run"
+
+
 def test_adapt_refuses_to_overwrite_and_checks_resume_settings(tmp_path):
     out = tmp_path / "run"
     adapt(AdaptConfig("reach-v3", steps=0, eval_episodes=1, episode_length=10), out, **QUIET)

@@ -80,8 +80,9 @@ def discount_from_episode_length(
 
 
 class Agent:
-    """World model + optimisers + planner state. All randomness (initialisation, dropout, policy and planner
-    samples) comes from one torch.Generator seeded with `seed`, saved with the rest by tensors()."""
+    """World model + optimisers + planner state. All randomness of training (initialisation, dropout, policy and
+    planner samples) comes from one torch.Generator seeded with `seed`, saved with the rest by tensors();
+    evaluation passes act() a generator of its own."""
 
     def __init__(
         self,
@@ -116,11 +117,13 @@ class Agent:
 
     # --- acting ----------------------------------------------------------------------------------------------------
 
-    def act(self, obs: np.ndarray, task: int, t0: bool = False, eval_mode: bool = False) -> np.ndarray:
+    def act(self, obs: np.ndarray, task: int, t0: bool = False, eval_mode: bool = False,
+            generator: torch.Generator | None = None) -> np.ndarray:
         """Plan one action [action_dim] for observation `obs` (zero-padded here if shorter than obs_dim).
 
         t0 marks an episode's first step (drops the warm start); eval_mode returns the planner's mean action
-        instead of a sample. Padded action dims of the task are exactly 0.
+        instead of a sample. Padded action dims of the task are exactly 0. The planner's noise comes from
+        `generator` if given (evaluation), else from the agent's own (training).
         """
         obs_dim = self.model.cfg.obs_dim
         obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32))
@@ -138,7 +141,7 @@ class Agent:
             z = self.model.encode(obs_t.unsqueeze(0), task_t)
             prev_mean = None if t0 else self._prev_mean
             action, self._prev_mean = plan(
-                self.model, z, task_t, prev_mean, self.cfg, self.discount, self.generator, eval_mode
+                self.model, z, task_t, prev_mean, self.cfg, self.discount, generator or self.generator, eval_mode
             )
         return action.numpy().copy()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 
 from crossover.tasks import TaskSpec, make_env
 
@@ -22,16 +23,22 @@ class EvalResult:
 
 
 def evaluate(agent, task: TaskSpec, task_index: int, episodes: int, episode_length: int, env=None) -> EvalResult:
-    """Run `episodes` planner-mean episodes on the fixed evaluation seeds 0..episodes-1."""
+    """Run `episodes` planner-mean episodes on the fixed evaluation seeds 0..episodes-1.
+
+    Episode i's layout and planner noise both come from seed i, never from the agent's own generator: the result
+    depends on the weights alone, and evaluating leaves the training run's random stream untouched, so a run's
+    learning curve does not depend on how often it is evaluated."""
     own_env = env is None
     env = env or make_env(task, episode_length)
     successes, firsts, returns = 0, [], []
     try:
         for i in range(episodes):
             obs = env.reset(EVAL_SEED_BASE + i)
+            noise = torch.Generator().manual_seed(EVAL_SEED_BASE + i)
             total, first = 0.0, None
             for t in range(episode_length):
-                obs, reward, terminated, truncated, success = env.step(agent.act(obs, task_index, t0=t == 0, eval_mode=True))
+                action = agent.act(obs, task_index, t0=t == 0, eval_mode=True, generator=noise)
+                obs, reward, terminated, truncated, success = env.step(action)
                 total += reward
                 if success and first is None:
                     first = t + 1
