@@ -17,10 +17,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def _code_version() -> str:
     """The commit the benchmark's code came from, read when it starts (a later commit in the same work tree does
-    not change the code it already imported); "-dirty" if the work tree had uncommitted changes."""
+    not change the code it already imported); "-dirty" if tracked files other than results were changed."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=RESULTS.parent, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
     try:
-        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=RESULTS.parent, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results")
+        return git("rev-parse", "--short", "HEAD") + ("-dirty" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
 
@@ -50,7 +54,7 @@ def write_result(name: str, result: dict, path: Path | None = None) -> Path:
     version that produced it."""
     path = path or RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
+    payload = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
                "command": " ".join([Path(sys.executable).name] + sys.argv), "code_version": CODE_VERSION, **result}
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2) + "\n"))
     return path

@@ -10,9 +10,9 @@ This is many CPU-hours on 2 cores: it runs in resumable pieces. Each invocation 
 runs are skipped, a killed run resumes from its checkpoint); `--max-runs N` stops after N more adaptation runs so
 a session can commit its piece. A new work tree (a later session) starts from the committed JSON: its finished runs
 are put back into the study folder and not redone, and the JSON keeps them beside the new ones. Pretraining is
-redone in each new work tree (checkpoints are not committed); it is seeded, and the JSON keeps the SHA-256 of each
-scale's pretrained weights from every session, so a scale listed with two digests is one whose runs started from
-different models. Two invocations on the same --out split the runs between them (1 torch thread
+redone in each new work tree (checkpoints are not committed); it is seeded, and the JSON's "provenance" keeps, per
+run, the code version that made it and the SHA-256 of the pretrained weights it started from, so runs of one scale
+with two digests started from different models (the script warns). Two invocations on the same --out split the runs between them (1 torch thread
 each gets more from 2 cores than one process on 2 threads). The JSON is rewritten from whatever runs are finished,
 so `--max-runs 0` only writes it. `--config` runs another study the same way (e.g. configs/reach_pilot.yaml; its
 JSON is results/crossover_reach_pilot.json).
@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, write_result  # noqa: E402
+from common import CODE_VERSION, RESULTS, write_result  # noqa: E402
 
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.study.config import load_study_config  # noqa: E402
@@ -51,8 +51,8 @@ def main() -> None:
     name = Path(args.config).stem
     args.out = args.out or f"studies/{name}"
     committed_file = RESULTS / f"crossover_{name}.json"
-    committed = json.loads(committed_file.read_text()) if committed_file.exists() else {}
-    if committed and committed["config"] != cfg.to_dict():
+    committed = _read_committed(committed_file)
+    if committed and committed.get("config") != cfg.to_dict():
         sys.exit(f"error: {committed_file} holds runs of another version of {args.config}; move it away to start "
                  f"this config's study afresh")
     try:
@@ -68,18 +68,34 @@ def main() -> None:
     _, text = report_study(args.out)  # report.html in the study folder, and the KPI table
     print(text)
     records = load_run_records(args.out)
-    digests = {label: list(d) for label, d in committed.get("pretrained_weights_sha256", {}).items()}
-    for label, digest in pretrained_weights_sha256(args.out).items():
-        if digest not in digests.setdefault(label, []):
-            digests[label].append(digest)
-    for label, d in digests.items():
-        if len(d) > 1:
-            print(f"warning: scale {label} was pretrained to {len(d)} different models across sessions; its runs "
-                  f"are not all from one checkpoint")
+    # Where each run came from: runs restored from the JSON keep theirs; the others were made by this code.
+    provenance = committed.get("provenance", {})
+    digests = pretrained_weights_sha256(args.out)
+    for r in records:
+        if r.run_id not in provenance:
+            digest = digests.get(r.pretrain_scale.label) if r.pretrain_scale else None
+            provenance[r.run_id] = {"code_version": CODE_VERSION, "pretrained_weights_sha256": digest}
+    for label in sorted({r.pretrain_scale.label for r in records if r.pretrain_scale}):
+        seen = {provenance[r.run_id]["pretrained_weights_sha256"] for r in records
+                if r.pretrain_scale and r.pretrain_scale.label == label}
+        if len(seen) > 1:
+            print(f"warning: the runs of scale {label} started from {len(seen)} different pretrained models "
+                  f"(see 'provenance' in the JSON)")
     write_result(f"crossover_{name}", {"config": cfg.to_dict(), "study": args.out, "finished_runs": len(records),
-                                       "pretrained_weights_sha256": digests,
-                                       "runs": [r.to_dict() for r in records]})
+                                       "runs": [r.to_dict() for r in records], "provenance": provenance})
 
+
+def _read_committed(path: Path) -> dict:
+    """The benchmark's committed JSON, {} if there is none yet; a damaged one is a one-line error."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        sys.exit(f"error: {path}: not valid JSON ({e.msg} at line {e.lineno}); restore it from git")
+    if not isinstance(data, dict) or not isinstance(data.get("runs", []), list):
+        sys.exit(f"error: {path}: expected an object with a 'runs' list; restore it from git")
+    return data
 
 if __name__ == "__main__":
     main()

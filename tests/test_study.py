@@ -86,24 +86,36 @@ def test_records_restored_into_a_new_folder_are_not_redone(study_dir, tmp_path):
     records = [r.to_dict() for r in load_run_records(study_dir)]
     fresh = tmp_path / "fresh"
     assert restore_run_records(StudyConfig(**TINY), fresh, records, "committed.json") == 2
-    assert restore_run_records(StudyConfig(**TINY), fresh, records, "committed.json") == 0  # already there
     said = []
     done = run_study(StudyConfig(**TINY), fresh, progress=said.append)
     assert len(done) == 2 and all("finished earlier" in line for line in said)
     assert not (fresh / "data").exists() and not (fresh / "pretrain").exists()  # nothing collected or pretrained
+
+    local = done[0]
+    edited = json.loads(local.read_text())
+    edited["adapt_cost"]["wall_s"] = 12345.0
+    local.write_text(json.dumps(edited))
+    done[1].write_text("{damaged")
+    assert restore_run_records(StudyConfig(**TINY), fresh, records, "committed.json") == 1
+    assert json.loads(local.read_text())["adapt_cost"]["wall_s"] == 12345.0, "a valid local record is kept"
+    assert json.loads(done[1].read_text()) in records, "a damaged local record is replaced"
+
     bad = dict(records[0], curve=[{"env_steps": 0, "success": 2.0, "wall_s": 0, "cpu_s": 0}])
     with pytest.raises(CrossoverError, match=r"committed.json: runs\[0\].*curve\[0\]\.success"):
         restore_run_records(StudyConfig(**TINY), tmp_path / "other", [bad], "committed.json")
+    stray = dict(records[0], run_id="../outside")
+    with pytest.raises(CrossoverError, match="not a run of this study"):
+        restore_run_records(StudyConfig(**TINY), tmp_path / "other", [stray], "committed.json")
     with pytest.raises(CrossoverError, match="another config"):
         restore_run_records(StudyConfig(**dict(TINY, threshold=0.9)), fresh, records, "committed.json")
 
 
 def test_pretraining_again_gives_the_same_weights(study_dir, tmp_path):
-    # A new work tree pretrains again; seeded pretraining must give the model the committed runs started from.
+    # A new work tree collects and pretrains again; seeded, they must give the model the committed runs started from.
     copy = tmp_path / "copy"
     shutil.copytree(study_dir, copy)
-    shutil.rmtree(copy / "pretrain")
-    shutil.rmtree(copy / "runs" / "button-press-topdown-v3__pre-2x3__demos0__seed0")
+    for folder in ("data", "pretrain", "runs/button-press-topdown-v3__pre-2x3__demos0__seed0"):
+        shutil.rmtree(copy / folder)
     run_study(StudyConfig(**TINY), copy, progress=lambda _: None)
     assert pretrained_weights_sha256(copy) == pretrained_weights_sha256(study_dir)
     assert list(pretrained_weights_sha256(copy)) == ["2x3"]

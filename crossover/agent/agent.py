@@ -141,7 +141,8 @@ class Agent:
             z = self.model.encode(obs_t.unsqueeze(0), task_t)
             prev_mean = None if t0 else self._prev_mean
             action, self._prev_mean = plan(
-                self.model, z, task_t, prev_mean, self.cfg, self.discount, generator or self.generator, eval_mode
+                self.model, z, task_t, prev_mean, self.cfg, self.discount,
+                generator if generator is not None else self.generator, eval_mode
             )
         return action.numpy().copy()
 

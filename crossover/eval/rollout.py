@@ -27,7 +27,8 @@ def evaluate(agent, task: TaskSpec, task_index: int, episodes: int, episode_leng
 
     Episode i's layout and planner noise both come from seed i, never from the agent's own generator: the result
     depends on the weights alone, and evaluating leaves the training run's random stream untouched, so a run's
-    learning curve does not depend on how often it is evaluated."""
+    learning curve does not depend on how often it is evaluated. It does replace the agent's planner warm start, so
+    call it between training episodes (whose first step drops the warm start anyway)."""
     own_env = env is None
     env = env or make_env(task, episode_length)
     successes, firsts, returns = 0, [], []

@@ -46,19 +46,14 @@ def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int |
     if max_runs is not None and max_runs < 0:
         raise CrossoverError(f"--max-runs must be >= 0, got {max_runs}")
     out = _study_folder(cfg, out)
-    # Seeds outermost and arms innermost: a study stopped part-way (or run in pieces) has whole comparisons,
-    # scratch next to every pretrained scale for the same target, demos and seed, rather than one arm's runs.
-    arms = [None] + list(cfg.scales)
-    plan = [(seed, target, demos, scale) for seed in cfg.seeds for target in cfg.target_names
-            for demos in cfg.demos for scale in arms]
+    plan = _plan(cfg)
     costs: dict[str, dict] = {}  # pretraining cost per scale label, pretrained on first need
     records: dict[str, Path] = {}
     started = 0
     while True:
         waiting = 0  # runs whose scale another process is pretraining: worth waiting for
         held = 0  # runs another process is running
-        for n, (seed, target, demos, scale) in enumerate(plan, 1):
-            run_id = f"{target}__{'scratch' if scale is None else 'pre-' + scale.label}__demos{demos}__seed{seed}"
+        for n, (run_id, (seed, target, demos, scale)) in enumerate(plan.items(), 1):
             if run_id in records:
                 continue
             with _claim(out / "locks" / f"run-{run_id}.lock") as claimed:
@@ -91,6 +86,21 @@ def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int |
         progress(f"[study] runs held by another process working on {out}: {held}; when it is done, run this "
                  f"command again (it finishes what that process left) or `crossover report {out}`")
     return list(records.values())
+
+
+def _plan(cfg: StudyConfig) -> dict[str, tuple[int, str, int, Scale | None]]:
+    """run_id -> (seed, target, demos, scale or None for scratch), in the order the runs are done.
+
+    Seeds outermost and arms innermost: a study stopped part-way (or run in pieces) has whole comparisons,
+    scratch next to every pretrained scale for the same target, demos and seed, rather than one arm's runs."""
+    plan = {}
+    for seed in cfg.seeds:
+        for target in cfg.target_names:
+            for demos in cfg.demos:
+                for scale in [None, *cfg.scales]:
+                    arm = "scratch" if scale is None else f"pre-{scale.label}"
+                    plan[f"{target}__{arm}__demos{demos}__seed{seed}"] = (seed, target, demos, scale)
+    return plan
 
 
 def _study_folder(cfg: StudyConfig, out: str | Path) -> Path:
@@ -220,14 +230,19 @@ def _adapt_run(cfg: StudyConfig, out: Path, run_id: str, target: str, scale: Sca
 
 def restore_run_records(cfg: StudyConfig, out: str | Path, records: list[dict], source: str) -> int:
     """Put finished run records of study `cfg` saved elsewhere (e.g. a benchmark's committed JSON) back into its
-    study folder, so `run_study` skips those runs instead of redoing them; returns how many were restored. A record
-    already in the folder wins; each restored one is checked like a fresh result.json, errors naming `source`."""
+    study folder, so `run_study` skips those runs instead of redoing them; returns how many were restored. A valid
+    record already in the folder wins; each restored one is checked like a fresh result.json (errors name `source`)
+    and must be a run of this study's grid."""
     out = _study_folder(cfg, out)
+    planned = _plan(cfg)
     restored = 0
     for i, data in enumerate(records):
-        run_id = parse_run_record(data, f"{source}: runs[{i}]").run_id
+        where = f"{source}: runs[{i}]"
+        run_id = parse_run_record(data, where).run_id
+        if run_id not in planned:
+            raise CrossoverError(f"{where}: run_id {run_id!r} is not a run of this study's config")
         record_file = out / "runs" / run_id / "result.json"
-        if not record_file.exists():
+        if not _finished_record(record_file, progress=lambda _: None):
             write_json_atomic(record_file, data)
             restored += 1
     return restored
