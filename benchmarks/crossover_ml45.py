@@ -8,12 +8,14 @@ scratch (anchors: TD-MPC2 reports ~2x the from-scratch score after 20k steps; WP
 
 This is many CPU-hours on 2 cores: it runs in resumable pieces. Each invocation continues the study folder (finished
 runs are skipped, a killed run resumes from its checkpoint); `--max-runs N` stops after N more adaptation runs so
-a session can commit its piece. A new work tree (a later session) starts from the committed JSON: its finished runs
-are put back into the study folder and not redone, and the JSON keeps them beside the new ones. Pretraining is
-redone in each new work tree (checkpoints are not committed); it is seeded, and the JSON's "provenance" keeps, per
-run, the code version that made it and the SHA-256 of the pretrained weights it started from, so runs of one scale
-with two digests started from different models (the script warns). Two invocations on the same --out split the runs between them (1 torch thread
-each gets more from 2 cores than one process on 2 threads). The JSON is rewritten from whatever runs are finished,
+a session can commit its piece. Two invocations on the same --out split the runs between them (1 torch thread
+each gets more from 2 cores than one process on 2 threads).
+
+A new work tree (a later session) starts from the committed JSON: its finished runs are put back into the study
+folder and not redone, and the JSON keeps them beside the new ones. Pretraining is redone in each new work tree
+(checkpoints are not committed); it is seeded, and the JSON's "provenance" keeps, per run, the code version that
+made it and the SHA-256 of the pretrained weights it started from, so runs of one scale with two digests started
+from different models (the script warns). The JSON is rewritten from whatever runs are finished,
 so `--max-runs 0` only writes it. `--config` runs another study the same way (e.g. configs/reach_pilot.yaml; its
 JSON is results/crossover_reach_pilot.json).
 
@@ -96,6 +98,7 @@ def _read_committed(path: Path) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("runs", []), list):
         sys.exit(f"error: {path}: expected an object with a 'runs' list; restore it from git")
     return data
+
 
 if __name__ == "__main__":
     main()
