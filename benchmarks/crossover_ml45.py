@@ -15,9 +15,9 @@ A new work tree (a later session) starts from the committed JSON: its finished r
 folder and not redone, and the JSON keeps them beside the new ones. Pretraining is redone in each new work tree
 (checkpoints are not committed); it is seeded, and the JSON's "provenance" keeps, per run, the code version that
 made it and the SHA-256 of the pretrained weights it started from, so runs of one scale with two digests started
-from different models (the script warns). The JSON is rewritten from whatever runs are finished,
-so `--max-runs 0` only writes it. `--config` runs another study the same way (e.g. configs/reach_pilot.yaml; its
-JSON is results/crossover_reach_pilot.json).
+from different models (the script warns). The JSON is rewritten from whatever runs are finished, so `--max-runs 0`
+only writes it. `--config` runs another study the same way (e.g. configs/reach_pilot.yaml; its JSON is
+results/crossover_reach_pilot.json).
 
 Usage: python benchmarks/crossover_ml45.py [--config FILE] [--out DIR] [--max-runs N]
 """
@@ -77,9 +77,11 @@ def main() -> None:
         if r.run_id not in provenance:
             digest = digests.get(r.pretrain_scale.label) if r.pretrain_scale else None
             provenance[r.run_id] = {"code_version": CODE_VERSION, "pretrained_weights_sha256": digest}
-    for label in sorted({r.pretrain_scale.label for r in records if r.pretrain_scale}):
-        seen = {provenance[r.run_id]["pretrained_weights_sha256"] for r in records
-                if r.pretrain_scale and r.pretrain_scale.label == label}
+    models: dict[str, set] = {}  # scale label -> pretrained-weights digests its runs started from
+    for r in records:
+        if r.pretrain_scale:
+            models.setdefault(r.pretrain_scale.label, set()).add(provenance[r.run_id]["pretrained_weights_sha256"])
+    for label, seen in sorted(models.items()):
         if len(seen) > 1:
             print(f"warning: the runs of scale {label} started from {len(seen)} different pretrained models "
                   f"(see 'provenance' in the JSON)")

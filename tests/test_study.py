@@ -121,6 +121,23 @@ def test_pretraining_again_gives_the_same_weights(study_dir, tmp_path):
     assert list(pretrained_weights_sha256(copy)) == ["2x3"]
 
 
+def test_damaged_committed_benchmark_json_is_a_one_line_error(tmp_path):
+    import importlib.util
+
+    script = Path(__file__).parents[1] / "benchmarks" / "crossover_ml45.py"
+    spec = importlib.util.spec_from_file_location("crossover_ml45", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module._read_committed(tmp_path / "absent.json") == {}
+    for text, expected in (("{broken", "not valid JSON"), ('{"runs": 3}', "'runs' list")):
+        committed = tmp_path / "crossover_x.json"
+        committed.write_text(text)
+        with pytest.raises(SystemExit) as exit_info:
+            module._read_committed(committed)
+        message = str(exit_info.value.code)
+        assert len(message.splitlines()) == 1 and str(committed) in message and expected in message
+
+
 def test_study_with_other_config_in_same_folder_is_refused(study_dir, capsys):
     cfg = dict(TINY, threshold=0.9)
     path = study_dir.parent / "other.yaml"
