@@ -70,13 +70,23 @@ def test_success_at_budget_takes_last_point_within_budget():
     assert success_at_budget(CURVE[1:], 999) is None
 
 
-def test_threshold_kpis_use_first_point_reaching_threshold_and_none_when_censored():
-    assert steps_to_threshold(CURVE, 0.5) == 1000
+def test_threshold_kpis_use_first_point_the_next_confirms_and_none_when_censored():
+    assert steps_to_threshold(CURVE, 0.5) == 1000  # (0.5 + 0.9) / 2 >= 0.5
     assert wall_to_threshold(CURVE, 0.8) == 25.0
     assert cpu_to_threshold(CURVE, 0.8) == 50.0
     assert steps_to_threshold(CURVE, 0.0) == 0  # zero-shot
     assert steps_to_threshold(CURVE, 0.95) is None
     assert cpu_to_threshold(CURVE, 0.95) is None
+
+
+def test_a_lucky_evaluation_the_next_one_does_not_confirm_is_not_a_crossing():
+    spiky = tuple(EvalPoint(1000 * i, s, 10.0 * i, 20.0 * i) for i, s in enumerate([0.0, 0.8, 0.4, 0.9, 0.7]))
+    # 0.8 at 1000 averages 0.6 with the next point; 0.9 at 3000 averages 0.8 with 0.7 at 4000.
+    assert steps_to_threshold(spiky, 0.8) == 3000
+    assert wall_to_threshold(spiky, 0.8) == 30.0
+    # The last point has no successor and counts on its own.
+    assert steps_to_threshold(spiky[:4], 0.9) == 3000
+    assert steps_to_threshold(spiky, 0.9) is None
 
 
 def test_mean_ci_student_t_and_single_seed():

@@ -29,7 +29,7 @@ class StudyConfig:
     budgets: list[int]  # env-step budgets at which success is reported; the largest is each run's length
     seeds: list[int] = field(default_factory=lambda: [0])  # adaptation seeds, one run each
     demos: list[int] = field(default_factory=lambda: [0])  # expert demos given to each run (0 = none)
-    threshold: float = 0.8  # success rate that counts as "solved"
+    threshold: float = 0.8  # success rate that counts as "solved" (reached when an evaluation and the next average it)
     collect_mix: str = "expert:0.5,noisy:0.3:0.3,random:0.2"  # policies that produce the pretraining data
     collect_workers: int = 2  # collect worker processes
     episode_length: int = 200  # steps per episode, for data, training and evaluation
