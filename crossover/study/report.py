@@ -417,7 +417,8 @@ def _render_html(summary: StudySummary, title: str) -> str:
 
     parts.append("<h2>Break-even number of new tasks N*</h2>\n")
     parts.append('<p class="note">N* = pretraining cost / (scratch cost per task &minus; adaptation cost per task), '
-                 "where a task's cost is the CPU or wall-clock time to reach the threshold (an evaluation that, averaged with the next one, is at or above it).</p>\n")
+                 "where a task's cost is the CPU or wall-clock time to reach the threshold: the first evaluation "
+                 "that, averaged with the next one, is at or above it.</p>\n")
     rows = []
     for b in summary.break_evens:
         notes = "; ".join(dict.fromkeys(r for r in (b.cpu.reason, b.wall.reason) if r))
