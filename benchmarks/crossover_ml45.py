@@ -11,13 +11,16 @@ runs are skipped, a killed run resumes from its checkpoint); `--max-runs N` stop
 a session can commit its piece. Two invocations on the same --out split the runs between them (1 torch thread
 each gets more from 2 cores than one process on 2 threads).
 
-A new work tree (a later session) starts from the committed JSON: its finished runs are put back into the study
-folder and not redone, and the JSON keeps them beside the new ones. Pretraining is redone in each new work tree
-(checkpoints are not committed); it is seeded, and the JSON's "provenance" keeps, per run, the code version that
-made it and the SHA-256 of the pretrained weights it started from, so runs of one scale with two digests started
-from different models (the script warns). The JSON is rewritten from whatever runs are finished, so `--max-runs 0`
-only writes it. `--config` runs another study the same way (e.g. configs/reach_pilot.yaml; its JSON is
-results/crossover_reach_pilot.json).
+A new work tree (a later session) starts from what earlier sessions committed:
+- the finished runs in the JSON are put back into the study folder and not redone, and the JSON keeps them beside
+  the new ones;
+- each finished pretraining scale is kept in results/pretrained/<config name>/<scale>/ (checkpoint, configs,
+  metrics, cost; ~18 MB for the 1m preset, weights and Adam moments) and put back too, so no session collects or
+  pretrains again and every run of a scale adapts from the same weights. Commit that folder with the JSON.
+The JSON's "provenance" keeps, per run, the code version that made it and the SHA-256 of the pretrained weights it
+started from; the script warns if the runs of one scale started from different models. The JSON is rewritten from
+whatever runs are finished, so `--max-runs 0` only writes it (and keeps finished pretraining). `--config` runs
+another study the same way (e.g. configs/reach_pilot.yaml; its JSON is results/crossover_reach_pilot.json).
 
 Usage: python benchmarks/crossover_ml45.py [--config FILE] [--out DIR] [--max-runs N]
 """
@@ -34,8 +37,8 @@ from common import CODE_VERSION, RESULTS, write_result  # noqa: E402
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.study.config import load_study_config  # noqa: E402
 from crossover.study.kpi import load_run_records  # noqa: E402
-from crossover.study.run import (pretrained_weights_sha256, report_study, restore_run_records,  # noqa: E402
-                                 run_study)
+from crossover.study.run import (pretrained_weights_sha256, report_study, restore_pretrained,  # noqa: E402
+                                 restore_run_records, run_study, save_pretrained)
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -57,13 +60,22 @@ def main() -> None:
     if committed and committed.get("config") != cfg.to_dict():
         sys.exit(f"error: {committed_file} holds runs of another version of {args.config}; move it away to start "
                  f"this config's study afresh")
+    store = RESULTS / "pretrained" / name
     try:
         restored = restore_run_records(cfg, args.out, committed.get("runs", []), str(committed_file))
+        models = restore_pretrained(cfg, args.out, store)
     except CrossoverError as e:
         sys.exit(f"error: {e}")
     if restored:
         print(f"restored {restored} finished runs from {committed_file}", flush=True)
-    run_study(cfg, args.out, progress=lambda line: print(line, flush=True), max_runs=args.max_runs)
+    if models:
+        print(f"restored the pretrained models of scales {', '.join(models)} from {store}", flush=True)
+    try:
+        run_study(cfg, args.out, progress=lambda line: print(line, flush=True), max_runs=args.max_runs)
+    finally:  # a finished pretraining is worth keeping even when the adaptation runs after it were stopped
+        kept = save_pretrained(cfg, args.out, store)
+        if kept:
+            print(f"kept the pretrained models of scales {', '.join(kept)} in {store}: commit them", flush=True)
     if not any(Path(args.out).glob("runs/*/result.json")):
         print("no finished runs yet")
         return

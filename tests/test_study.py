@@ -10,7 +10,8 @@ from crossover.cli import main
 from crossover.errors import CrossoverError
 from crossover.study.config import StudyConfig, load_study_config
 from crossover.study.kpi import load_run_records
-from crossover.study.run import pretrained_weights_sha256, report_study, restore_run_records, run_study
+from crossover.study.run import (pretrained_weights_sha256, report_study, restore_pretrained, restore_run_records,
+                                 run_study, save_pretrained)
 
 TINY = dict(sources="reach-v3,drawer-close-v3", targets="button-press-topdown-v3",
             scales=[{"source_tasks": 2, "episodes_per_task": 3}], budgets=[0, 40], seeds=[0], demos=[0],
@@ -119,6 +120,25 @@ def test_pretraining_again_gives_the_same_weights(study_dir, tmp_path):
     run_study(StudyConfig(**TINY), copy, progress=lambda _: None)
     assert pretrained_weights_sha256(copy) == pretrained_weights_sha256(study_dir)
     assert list(pretrained_weights_sha256(copy)) == ["2x3"]
+
+
+def test_a_kept_pretrained_model_is_adapted_from_without_collecting_or_pretraining(study_dir, tmp_path):
+    # What a later session does with a benchmark's committed pretrained models: adapt from the same weights.
+    store = tmp_path / "store"
+    assert save_pretrained(StudyConfig(**TINY), study_dir, store) == ["2x3"]
+    assert save_pretrained(StudyConfig(**TINY), study_dir, store) == []  # kept once
+    fresh = tmp_path / "fresh"
+    (fresh / "pretrain" / "2x3").mkdir(parents=True)  # an unfinished pretraining, replaced by the kept one
+    assert restore_pretrained(StudyConfig(**TINY), fresh, store) == ["2x3"]
+    said = []
+    run_study(StudyConfig(**TINY), fresh, progress=said.append, max_runs=2)
+    assert len(load_run_records(fresh)) == 2
+    assert not (fresh / "data").exists() and not any("pretraining scale" in line for line in said)
+    assert pretrained_weights_sha256(fresh) == pretrained_weights_sha256(study_dir)
+    assert restore_pretrained(StudyConfig(**TINY), fresh, store) == []  # finished scales are left alone
+    assert restore_pretrained(StudyConfig(**TINY), tmp_path / "other", tmp_path / "no-store") == []
+    with pytest.raises(CrossoverError, match="another study config"):
+        restore_pretrained(StudyConfig(**dict(TINY, threshold=0.9)), tmp_path / "other", store)
 
 
 def test_damaged_committed_benchmark_json_is_a_one_line_error(tmp_path):

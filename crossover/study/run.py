@@ -262,6 +262,64 @@ def pretrained_weights_sha256(out: str | Path) -> dict[str, str]:
     return digests
 
 
+def save_pretrained(cfg: StudyConfig, out: str | Path, store: str | Path) -> list[str]:
+    """Copy every finished pretraining scale of study folder `out` (checkpoint, configs, metrics, cost.json) to
+    `store/<label>/` unless it is there already; returns the labels copied. With `restore_pretrained`, later work
+    trees adapt from these very weights instead of pretraining again, and all runs of a scale share one model."""
+    out, store = Path(out), Path(store)
+    copied = []
+    with _claim(out / "locks" / "save-pretrained.lock", wait=True):  # two processes may end at once
+        for scale in cfg.scales:
+            run, kept = out / "pretrain" / scale.label, store / scale.label
+            if (run / "cost.json").exists() and not (kept / "cost.json").exists():
+                _store_config(cfg, store)
+                _copy_folder(run, kept)
+                copied.append(scale.label)
+    return copied
+
+
+def restore_pretrained(cfg: StudyConfig, out: str | Path, store: str | Path) -> list[str]:
+    """Put the pretraining scales kept in `store` by `save_pretrained` into study folder `out`, where a scale is not
+    finished yet; returns the labels restored. A store made for another config is refused."""
+    store = Path(store)
+    if not store.exists():
+        return []
+    _store_config(cfg, store)
+    out = _study_folder(cfg, out)
+    restored = []
+    for scale in cfg.scales:
+        run, kept = out / "pretrain" / scale.label, store / scale.label
+        # The scale's pretraining lock: a process restoring or pretraining it now is left alone.
+        with _claim(out / "locks" / f"pretrain-{scale.label}.lock") as claimed:
+            if claimed and (kept / "cost.json").exists() and not (run / "cost.json").exists():
+                if run.exists():
+                    shutil.rmtree(run)  # an unfinished pretraining: the kept one replaces it
+                _copy_folder(kept, run)
+                restored.append(scale.label)
+    return restored
+
+
+def _store_config(cfg: StudyConfig, store: Path) -> None:
+    """Bind a pretrained-model store to one study config (store/study.json), refusing one made for another."""
+    cfg_file = store / "study.json"
+    if cfg_file.exists():
+        if json.loads(cfg_file.read_text()) != cfg.to_dict():
+            raise CrossoverError(f"{store}: holds pretrained models of another study config; move it away to "
+                                 f"pretrain afresh")
+        return
+    store.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(cfg_file, cfg.to_dict())
+
+
+def _copy_folder(src: Path, dst: Path) -> None:
+    """Copy a folder so that `dst` appears whole or not at all (copy beside it, then rename)."""
+    tmp = dst.with_name(dst.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp)
+    tmp.rename(dst)
+
+
 def report_study(out: str | Path) -> tuple[Path, str]:
     """Write report.html for a study folder; returns its path and the text summary for the terminal."""
     from crossover.study.config import StudyConfig
