@@ -15,11 +15,12 @@ A new work tree (a later session) starts from what earlier sessions committed:
 - the finished runs in the JSON are put back into the study folder and not redone, and the JSON keeps them beside
   the new ones;
 - each finished pretraining scale is kept in results/pretrained/<config name>/<scale>/ (checkpoint, configs,
-  metrics, cost; ~18 MB for the 1m preset, weights and Adam moments) and put back too, so no session collects or
-  pretrains again and every run of a scale adapts from the same weights. Commit that folder with the JSON.
+  metrics, cost; ~18 MB for the 1m preset, weights and Adam moments) as soon as it finishes, and put back too, so
+  no session collects or pretrains again and every run of a scale adapts from the same weights. Commit that folder
+  with the JSON.
 The JSON's "provenance" keeps, per run, the code version that made it and the SHA-256 of the pretrained weights it
 started from; the script warns if the runs of one scale started from different models. The JSON is rewritten from
-whatever runs are finished, so `--max-runs 0` only writes it (and keeps finished pretraining). `--config` runs
+whatever runs are finished, so `--max-runs 0` only writes it. `--config` runs
 another study the same way (e.g. configs/reach_pilot.yaml; its JSON is results/crossover_reach_pilot.json).
 
 Usage: python benchmarks/crossover_ml45.py [--config FILE] [--out DIR] [--max-runs N]
@@ -70,12 +71,11 @@ def main() -> None:
         print(f"restored {restored} finished runs from {committed_file}", flush=True)
     if models:
         print(f"restored the pretrained models of scales {', '.join(models)} from {store}", flush=True)
-    try:
-        run_study(cfg, args.out, progress=lambda line: print(line, flush=True), max_runs=args.max_runs)
-    finally:  # a finished pretraining is worth keeping even when the adaptation runs after it were stopped
-        kept = save_pretrained(cfg, args.out, store)
-        if kept:
-            print(f"kept the pretrained models of scales {', '.join(kept)} in {store}: commit them", flush=True)
+    run_study(cfg, args.out, progress=lambda line: print(line, flush=True), max_runs=args.max_runs,
+              keep_pretrained=store)
+    kept = save_pretrained(cfg, args.out, store)  # scales pretrained before the store existed
+    if kept:
+        print(f"kept the pretrained models of scales {', '.join(kept)} in {store}", flush=True)
     if not any(Path(args.out).glob("runs/*/result.json")):
         print("no finished runs yet")
         return

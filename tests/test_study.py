@@ -131,8 +131,10 @@ def test_a_kept_pretrained_model_is_adapted_from_without_collecting_or_pretraini
     (fresh / "pretrain" / "2x3").mkdir(parents=True)  # an unfinished pretraining, replaced by the kept one
     assert restore_pretrained(StudyConfig(**TINY), fresh, store) == ["2x3"]
     said = []
-    run_study(StudyConfig(**TINY), fresh, progress=said.append, max_runs=2)
+    run_study(StudyConfig(**TINY), fresh, progress=said.append, max_runs=2, keep_pretrained=tmp_path / "store2")
     assert len(load_run_records(fresh)) == 2
+    assert any("kept the pretrained model of scale 2x3" in line for line in said)
+    assert (tmp_path / "store2" / "2x3" / "checkpoint").is_dir()
     assert not (fresh / "data").exists() and not any("pretraining scale" in line for line in said)
     assert pretrained_weights_sha256(fresh) == pretrained_weights_sha256(study_dir)
     assert restore_pretrained(StudyConfig(**TINY), fresh, store) == []  # finished scales are left alone

@@ -36,12 +36,15 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int | None = None) -> list[Path]:
+def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int | None = None,
+              keep_pretrained: str | Path | None = None) -> list[Path]:
     """Run (or finish) the study's runs; returns the paths of the finished run records.
 
     Several processes may work on one study folder at once (e.g. two on 2 cores, 1 torch thread each): each run
     and each pretraining scale is claimed with a lock that dies with its process, so they split the work, and a
     killed process's run is free for the next one to resume. `max_runs` stops after starting that many runs.
+    `keep_pretrained`: a folder to copy each finished pretraining scale to (`save_pretrained`) as soon as it is
+    done, before the adaptation runs that use it.
     """
     if max_runs is not None and max_runs < 0:
         raise CrossoverError(f"--max-runs must be >= 0, got {max_runs}")
@@ -74,6 +77,9 @@ def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int |
                         waiting += 1
                         continue
                     costs[scale.label] = cost
+                    if keep_pretrained is not None:
+                        for label in save_pretrained(cfg, out, keep_pretrained):
+                            progress(f"[study] kept the pretrained model of scale {label} in {keep_pretrained}")
                 started += 1
                 progress(f"[study] run {n}/{len(plan)}: {run_id}")
                 records[run_id] = _adapt_run(cfg, out, run_id, target, scale, demos, seed,
