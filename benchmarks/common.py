@@ -5,31 +5,14 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
 from crossover.atomic import write_atomic
+from crossover.version import CODE_VERSION  # noqa: F401 (the benchmarks import it from here)
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _code_version() -> str:
-    """The commit the benchmark's code came from, read when it starts (a later commit in the same work tree does
-    not change the code it already imported); "-dirty" if tracked files other than results were changed."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=RESULTS.parent, capture_output=True, text=True,
-                              check=True).stdout.strip()
-
-    try:
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results")
-        return git("rev-parse", "--short", "HEAD") + ("-dirty" if changed else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-
-
-CODE_VERSION = _code_version()
 
 
 def machine() -> dict:

@@ -33,13 +33,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CODE_VERSION, RESULTS, write_result  # noqa: E402
+from common import RESULTS, write_result  # noqa: E402
 
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.study.config import load_study_config  # noqa: E402
 from crossover.study.kpi import load_run_records  # noqa: E402
-from crossover.study.run import (pretrained_weights_sha256, report_study, restore_pretrained,  # noqa: E402
-                                 restore_run_records, run_study, save_pretrained)
+from crossover.study.run import (report_study, restore_pretrained, restore_run_records, run_study,  # noqa: E402
+                                 save_pretrained)
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -82,17 +82,18 @@ def main() -> None:
     _, text = report_study(args.out)  # report.html in the study folder, and the KPI table
     print(text)
     records = load_run_records(args.out)
-    # Where each run came from: runs restored from the JSON keep theirs; the others were made by this code.
+    # Where each run came from: runs restored from the JSON keep theirs; the others recorded it in their result.json
+    # (a run made before runs recorded it shows as unknown).
     provenance = committed.get("provenance", {})
-    digests = pretrained_weights_sha256(args.out)
     for r in records:
         if r.run_id not in provenance:
-            digest = digests.get(r.pretrain_scale.label) if r.pretrain_scale else None
-            provenance[r.run_id] = {"code_version": CODE_VERSION, "pretrained_weights_sha256": digest}
+            made = json.loads((Path(args.out) / "runs" / r.run_id / "result.json").read_text())
+            provenance[r.run_id] = made.get("provenance", {"code_version": None, "pretrained_weights_sha256": None})
     models: dict[str, set] = {}  # scale label -> pretrained-weights digests its runs started from
     for r in records:
-        if r.pretrain_scale:
-            models.setdefault(r.pretrain_scale.label, set()).add(provenance[r.run_id]["pretrained_weights_sha256"])
+        digest = provenance[r.run_id]["pretrained_weights_sha256"]
+        if r.pretrain_scale and digest:
+            models.setdefault(r.pretrain_scale.label, set()).add(digest)
     for label, seen in sorted(models.items()):
         if len(seen) > 1:
             print(f"warning: the runs of scale {label} started from {len(seen)} different pretrained models "

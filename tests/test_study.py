@@ -8,6 +8,7 @@ import pytest
 
 from crossover.cli import main
 from crossover.errors import CrossoverError
+from crossover.version import CODE_VERSION
 from crossover.study.config import StudyConfig, load_study_config
 from crossover.study.kpi import load_run_records
 from crossover.study.run import (pretrained_weights_sha256, report_study, restore_pretrained, restore_run_records,
@@ -36,6 +37,10 @@ def test_study_runs_every_arm_and_records_costs(study_dir):
     assert scratch.pretrain_cost is None and scratch.adapt_cost.env_steps == 40
     cost = json.loads((study_dir / "pretrain/2x3/cost.json").read_text())
     assert cost["pretrain_cpu_s"] > 0 and cost["cpu_s"] > cost["pretrain_cpu_s"]  # collection is charged too
+    made = {r: json.loads((study_dir / "runs" / r / "result.json").read_text())["provenance"] for r in records}
+    assert made[pre.run_id]["pretrained_weights_sha256"] == pretrained_weights_sha256(study_dir)["2x3"]
+    assert made[scratch.run_id]["pretrained_weights_sha256"] is None
+    assert made[pre.run_id]["code_version"] == made[scratch.run_id]["code_version"] == CODE_VERSION
 
 
 def test_report_holds_the_figures_of_the_runs(study_dir):

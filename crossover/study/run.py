@@ -27,6 +27,7 @@ from crossover.errors import CrossoverError
 from crossover.study.config import Scale, StudyConfig
 from crossover.study.kpi import load_run_record, parse_run_record
 from crossover.tasks import resolve_tasks
+from crossover.version import CODE_VERSION
 
 
 def _cpu_seconds() -> float:
@@ -228,6 +229,9 @@ def _adapt_run(cfg: StudyConfig, out: Path, run_id: str, target: str, scale: Sca
         "curve": [{k: p[k] for k in ("env_steps", "success", "wall_s", "cpu_s")} for p in r.curve],
         "adapt_cost": {"env_steps": r.env_steps, "wall_s": r.wall_s, "cpu_s": r.cpu_s, "demos": demos},
         "pretrain_cost": None if pretrain_cost is None else {k: pretrain_cost[k] for k in ("wall_s", "cpu_s", "env_steps")},
+        # Which code made the run and which weights it started from (not read by the KPIs).
+        "provenance": {"code_version": CODE_VERSION,
+                       "pretrained_weights_sha256": None if scale is None else _weights_sha256(Path(acfg.init))},
     }
     parse_run_record(record, str(record_file))  # the schema check, before anything is written
     write_json_atomic(record_file, record)
@@ -258,14 +262,20 @@ def pretrained_weights_sha256(out: str | Path) -> dict[str, str]:
     """Scale label -> SHA-256 of its pretrained checkpoint's weights file, for every finished pretraining scale.
     Pretraining is seeded, so two sessions that each pretrain a scale should get the same digest; a second digest
     for one scale says runs of that scale started from different models."""
-    from crossover.train.checkpoint import MODEL_FILE
-
     digests = {}
     for cost in sorted(Path(out).glob("pretrain/*/cost.json")):
-        weights = cost.parent / "checkpoint" / MODEL_FILE
-        if weights.exists():
-            digests[cost.parent.name] = hashlib.sha256(weights.read_bytes()).hexdigest()
+        digest = _weights_sha256(cost.parent)
+        if digest:
+            digests[cost.parent.name] = digest
     return digests
+
+
+def _weights_sha256(pretrain_run: Path) -> str | None:
+    """SHA-256 of a pretraining run's checkpoint weights file; None if it has none."""
+    from crossover.train.checkpoint import MODEL_FILE
+
+    weights = pretrain_run / "checkpoint" / MODEL_FILE
+    return hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else None
 
 
 def save_pretrained(cfg: StudyConfig, out: str | Path, store: str | Path) -> list[str]:

@@ -1,0 +1,26 @@
+"""The code version each run and benchmark result records."""
+import subprocess
+
+from crossover.version import code_version
+
+
+def test_code_version_is_dirty_for_changed_code_and_not_for_changed_results(tmp_path):
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    for name in ("crossover/agent.py", "benchmarks/bench.py", "benchmarks/results/bench.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("0\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "start")
+    head = git("rev-parse", "--short", "HEAD")
+    assert code_version(tmp_path) == head
+    (tmp_path / "benchmarks/results/bench.json").write_text("1\n")
+    assert code_version(tmp_path) == head, "a changed result does not make the code dirty"
+    for name in ("crossover/agent.py", "benchmarks/bench.py"):
+        (tmp_path / name).write_text("1\n")
+        assert code_version(tmp_path) == head + "-dirty", f"a change to {name} does"
+        git("checkout", "-q", name)
+    assert code_version(tmp_path / "no-such-folder") == "unknown (not a git checkout)"
