@@ -20,8 +20,8 @@ A new work tree (a later session) starts from what earlier sessions committed:
   with the JSON.
 The JSON's "provenance" keeps, per run, the code version that made it and the SHA-256 of the pretrained weights it
 started from; the script warns if the runs of one scale started from different models. The JSON is rewritten from
-whatever runs are finished, so `--max-runs 0` only writes it. `--config` runs
-another study the same way (e.g. configs/reach_pilot.yaml; its JSON is results/crossover_reach_pilot.json).
+whatever runs are finished, so `--max-runs 0` only writes it. `--config` runs another study the same way (e.g.
+configs/reach_pilot.yaml; its JSON is results/crossover_reach_pilot.json).
 
 Usage: python benchmarks/crossover_ml45.py [--config FILE] [--out DIR] [--max-runs N]
 """
