@@ -146,6 +146,9 @@ def test_a_kept_pretrained_model_is_adapted_from_without_collecting_or_pretraini
     assert restore_pretrained(StudyConfig(**TINY), tmp_path / "other", tmp_path / "no-store") == []
     with pytest.raises(CrossoverError, match="another study config"):
         restore_pretrained(StudyConfig(**dict(TINY, threshold=0.9)), tmp_path / "other", store)
+    (store / "study.json").write_text("{damaged")
+    with pytest.raises(CrossoverError, match=r"store/study.json: not valid JSON"):
+        restore_pretrained(StudyConfig(**TINY), tmp_path / "other", store)
 
 
 def test_damaged_committed_benchmark_json_is_a_one_line_error(tmp_path):

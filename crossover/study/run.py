@@ -113,12 +113,23 @@ def _plan(cfg: StudyConfig) -> dict[str, tuple[int, str, int, Scale | None]]:
 def _study_folder(cfg: StudyConfig, out: str | Path) -> Path:
     """The study folder for `cfg`, made if new; one holding a study of another config is refused."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg_file = out / "study.json"
-    if cfg_file.exists() and json.loads(cfg_file.read_text()) != cfg.to_dict():
-        raise CrossoverError(f"{out}: holds a study with another config; use the same config or another --out")
-    write_json_atomic(cfg_file, cfg.to_dict())
+    _bind_config(out, cfg, "holds a study with another config; use the same config or another --out")
     return out
+
+
+def _bind_config(folder: Path, cfg: StudyConfig, refusal: str) -> None:
+    """Tie `folder` to one study config through its study.json; one holding another config is refused with
+    `refusal`, a damaged one named."""
+    cfg_file = folder / "study.json"
+    if cfg_file.exists():
+        try:
+            held = json.loads(cfg_file.read_text())
+        except json.JSONDecodeError as e:
+            raise CrossoverError(f"{cfg_file}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        if held != cfg.to_dict():
+            raise CrossoverError(f"{folder}: {refusal}")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(cfg_file, cfg.to_dict())
 
 
 @contextmanager
@@ -316,15 +327,7 @@ def restore_pretrained(cfg: StudyConfig, out: str | Path, store: str | Path) -> 
 
 
 def _store_config(cfg: StudyConfig, store: Path) -> None:
-    """Bind a pretrained-model store to one study config (store/study.json), refusing one made for another."""
-    cfg_file = store / "study.json"
-    if cfg_file.exists():
-        if json.loads(cfg_file.read_text()) != cfg.to_dict():
-            raise CrossoverError(f"{store}: holds pretrained models of another study config; move it away to "
-                                 f"pretrain afresh")
-        return
-    store.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(cfg_file, cfg.to_dict())
+    _bind_config(store, cfg, "holds pretrained models of another study config; move it away to pretrain afresh")
 
 
 def _copy_folder(src: Path, dst: Path) -> None:
