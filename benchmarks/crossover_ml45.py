@@ -20,7 +20,8 @@ A new work tree (a later session) starts from what earlier sessions committed:
   with the JSON.
 The JSON's "provenance" keeps, per run, the code version that made it and the SHA-256 of the pretrained weights it
 started from; the script warns if the runs of one scale started from different models. The JSON is rewritten from
-whatever runs are finished, so `--max-runs 0` only writes it. `--config` runs another study the same way (e.g.
+whatever runs are finished after each run this process finishes (so a session that stops without warning loses
+only the runs in progress) and at the end; `--max-runs 0` only writes it. `--config` runs another study the same way (e.g.
 configs/reach_pilot.yaml; its JSON is results/crossover_reach_pilot.json).
 
 Usage: python benchmarks/crossover_ml45.py [--config FILE] [--out DIR] [--max-runs N]
@@ -55,50 +56,56 @@ def main() -> None:
     except CrossoverError as e:
         sys.exit(f"error: {e}")
     name = Path(args.config).stem
-    args.out = args.out or f"studies/{name}"
     committed_file = RESULTS / f"crossover_{name}.json"
     committed = _read_committed(committed_file)
     if committed and committed.get("config") != cfg.to_dict():
         sys.exit(f"error: {committed_file} holds runs of another version of {args.config}; move it away to start "
                  f"this config's study afresh")
     store = RESULTS / "pretrained" / name
+    out = Path(args.out or f"studies/{name}")
     try:
-        restored = restore_run_records(cfg, args.out, committed.get("runs", []), str(committed_file))
-        models = restore_pretrained(cfg, args.out, store)
+        restored = restore_run_records(cfg, out, committed.get("runs", []), str(committed_file))
+        models = restore_pretrained(cfg, out, store)
+        if restored:
+            print(f"restored {restored} finished runs from {committed_file}", flush=True)
+        if models:
+            print(f"restored the pretrained models of scales {', '.join(models)} from {store}", flush=True)
+        # The JSON is rewritten as each run finishes, so a session that ends without warning loses no finished run.
+        run_study(cfg, out, progress=lambda line: print(line, flush=True), max_runs=args.max_runs,
+                  keep_pretrained=store, on_finished=lambda _: _write_json(cfg, out, committed, name))
+        kept = save_pretrained(cfg, out, store)  # scales pretrained before the store existed
+        if kept:
+            print(f"kept the pretrained models of scales {', '.join(kept)} in {store}", flush=True)
+        if not any(out.glob("runs/*/result.json")):
+            print("no finished runs yet")
+            return
+        _, text = report_study(out)  # report.html in the study folder, and the KPI table
+        print(text)
+        _write_json(cfg, out, committed, name)
     except CrossoverError as e:
         sys.exit(f"error: {e}")
-    if restored:
-        print(f"restored {restored} finished runs from {committed_file}", flush=True)
-    if models:
-        print(f"restored the pretrained models of scales {', '.join(models)} from {store}", flush=True)
-    run_study(cfg, args.out, progress=lambda line: print(line, flush=True), max_runs=args.max_runs,
-              keep_pretrained=store)
-    kept = save_pretrained(cfg, args.out, store)  # scales pretrained before the store existed
-    if kept:
-        print(f"kept the pretrained models of scales {', '.join(kept)} in {store}", flush=True)
-    if not any(Path(args.out).glob("runs/*/result.json")):
-        print("no finished runs yet")
-        return
-    _, text = report_study(args.out)  # report.html in the study folder, and the KPI table
-    print(text)
-    records = load_run_records(args.out)
-    # Where each run came from: runs restored from the JSON keep theirs; the others recorded it in their result.json
-    # (a run made before runs recorded it shows as unknown).
-    provenance = committed.get("provenance", {})
+
+
+def _write_json(cfg, out: Path, committed: dict, name: str) -> None:
+    """Rewrite results/crossover_<name>.json from the finished runs in the study folder, with their provenance."""
+    records = load_run_records(out)
+    # Where each run came from: its own result.json says (a run restored from the JSON has none there and keeps
+    # the one the JSON holds; a run made before runs recorded it shows as unknown).
+    unknown = {"code_version": None, "pretrained_weights_sha256": None}
+    provenance = {}
     for r in records:
-        if r.run_id not in provenance:
-            made = json.loads((Path(args.out) / "runs" / r.run_id / "result.json").read_text())
-            provenance[r.run_id] = made.get("provenance", {"code_version": None, "pretrained_weights_sha256": None})
-    models: dict[str, set] = {}  # scale label -> pretrained-weights digests its runs started from
+        made = json.loads((out / "runs" / r.run_id / "result.json").read_text())
+        provenance[r.run_id] = made.get("provenance") or committed.get("provenance", {}).get(r.run_id, unknown)
+    digests: dict[str, set] = {}  # scale label -> pretrained-weights digests its runs started from
     for r in records:
-        digest = provenance[r.run_id]["pretrained_weights_sha256"]
+        digest = provenance[r.run_id].get("pretrained_weights_sha256")
         if r.pretrain_scale and digest:
-            models.setdefault(r.pretrain_scale.label, set()).add(digest)
-    for label, seen in sorted(models.items()):
+            digests.setdefault(r.pretrain_scale.label, set()).add(digest)
+    for label, seen in sorted(digests.items()):
         if len(seen) > 1:
             print(f"warning: the runs of scale {label} started from {len(seen)} different pretrained models "
                   f"(see 'provenance' in the JSON)")
-    write_result(f"crossover_{name}", {"config": cfg.to_dict(), "study": args.out, "finished_runs": len(records),
+    write_result(f"crossover_{name}", {"config": cfg.to_dict(), "study": str(out), "finished_runs": len(records),
                                        "runs": [r.to_dict() for r in records], "provenance": provenance})
 
 

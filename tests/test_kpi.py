@@ -162,20 +162,21 @@ def test_summarise_door_lock_by_hand():
     s_be = summary.break_evens[0]
     assert s_be.cpu.n_star == pytest.approx(1000 / (700 - 150))
     assert s_be.wall.n_star == pytest.approx(825 / (350 - 75))
+    # L has only seed 0, so its ratio and the crossover (all scales against scratch) use seed 0 alone.
+    assert (l_eff.scratch_steps.mean, l_eff.scratch_steps.n) == (30000, 1)
     at_10k = next(c for c in summary.crossovers if c.budget == 10000)
-    assert at_10k.scratch_success == pytest.approx(0.3) and at_10k.scale.label == "S"
+    assert at_10k.scratch_success == pytest.approx(0.2) and at_10k.scale.label == "S"
 
 
-def test_summarise_censored_scratch_gives_bounds_and_uses_scratch_with_fewest_demos():
+def test_summarise_censored_scratch_gives_bounds():
     cost = {"wall_s": 825.0, "cpu_s": 1000.0, "env_steps": 20000}
     raw = [
         record("sc", "scratch", 0, [(0, 0.0, 0, 0), (10000, 0.1, 100, 200), (20000, 0.3, 250, 500)]),
         record("pt", "pretrained", 0, [(0, 0.0, 0, 0), (10000, 0.9, 85, 100), (20000, 0.95, 170, 200)],
-               scale=S, demos=10, pretrain=cost),
+               scale=S, pretrain=cost),
     ]
     summary = summarise([parse_run_record(r, r["run_id"]) for r in raw], threshold=0.8, budgets=[20000])
     eff, be = summary.efficiency[0], summary.break_evens[0]
-    assert eff.scratch_demos == 0 and eff.demos == 10
     assert eff.scratch_steps.all_censored and eff.ratio == 2.0 and eff.bound == "lower_bound"
     assert be.cpu.kind == "upper_bound" and be.cpu.n_star == 2.5
     assert be.wall.kind == "upper_bound" and be.wall.n_star == 5.0
@@ -228,3 +229,64 @@ def test_loader_errors_on_bad_json_and_empty_study(tmp_path):
         load_run_record(path)
     with pytest.raises(RunRecordError, match="no run records found"):
         load_run_records(tmp_path)
+
+
+def test_comparisons_are_like_for_like_in_demos():
+    # A pretrained group with 5 demos has no scratch group with 5 demos yet: it is not compared with 0-demo scratch.
+    records = door_lock_records()
+    raw = record("S5-0", "pretrained", 0, [(0, 0.9, 0, 0), (10000, 1.0, 10, 20)], scale=S, demos=5,
+                 pretrain={"wall_s": 825.0, "cpu_s": 1000.0, "env_steps": 20000})
+    summary = summarise(records + [parse_run_record(raw, "S5-0")], threshold=0.8, budgets=[10000])
+    assert {e.demos for e in summary.efficiency} == {0}
+    assert {b.demos for b in summary.break_evens} == {0} and {c.demos for c in summary.crossovers} == {0}
+
+
+def test_an_exact_tie_at_the_threshold_counts_despite_float_rounding():
+    curve = (EvalPoint(0, 0.85, 0.0, 0.0), EvalPoint(1000, 0.95, 1.0, 1.0))
+    assert steps_to_threshold(curve, 0.9) == 0  # fmean(0.85, 0.95) is 0.8999999999999999
+
+
+def timed(run_id, arm, seed, points, **kw):
+    """A record whose points also carry eval time: points are (env_steps, success, wall_s, cpu_s, eval_wall, eval_cpu)."""
+    raw = record(run_id, arm, seed, [p[:4] for p in points], **kw)
+    for point, p in zip(raw["curve"], points):
+        point.update(eval_wall_s=p[4], eval_cpu_s=p[5])
+    raw["adapt_cost"].update(eval_wall_s=points[-1][4], eval_cpu_s=points[-1][5])
+    return raw
+
+
+def test_time_spent_evaluating_is_left_out_of_the_costs():
+    cost = {"wall_s": 1000.0, "cpu_s": 2000.0, "env_steps": 20000}
+    # Scratch needs three evaluations (30 s each) before it crosses, the pretrained arm one.
+    raw = [
+        timed("sc", "scratch", 0, [(0, 0.0, 30, 30, 30, 30), (1000, 0.2, 160, 160, 60, 60),
+                                   (2000, 0.9, 290, 290, 90, 90), (3000, 0.9, 420, 420, 120, 120)]),
+        timed("pt", "pretrained", 0, [(0, 0.9, 30, 30, 30, 30), (1000, 0.9, 160, 160, 60, 60)],
+              scale=S, pretrain=cost),
+    ]
+    summary = summarise([parse_run_record(r, r["run_id"]) for r in raw], threshold=0.8, budgets=[1000])
+    scratch = summary.groups[0]
+    assert scratch.cpu_to_threshold.mean == 200 and scratch.wall_to_threshold.mean == 200  # 290 - 90
+    be = summary.break_evens[0]
+    assert be.cpu.adapt_per_task.mean == 0 and be.cpu.n_star == pytest.approx(2000 / 200)
+    # A never-reaching run's bound is its training time too.
+    never = parse_run_record(timed("nv", "scratch", 1, [(0, 0.0, 30, 30, 30, 30), (1000, 0.1, 160, 170, 60, 65)]),
+                             "nv")
+    assert never.adapt_cost.train_cpu_s == 105
+
+
+def test_eval_time_must_be_given_throughout_a_record_and_a_study():
+    raw = timed("sc", "scratch", 0, [(0, 0.0, 30, 30, 30, 30), (1000, 0.2, 160, 160, 60, 60)])
+    del raw["curve"][1]["eval_wall_s"], raw["curve"][1]["eval_cpu_s"]
+    with pytest.raises(RunRecordError, match="sc: 'eval_wall_s' and 'eval_cpu_s' must be in every curve point"):
+        parse_run_record(raw, "sc")
+    raw = timed("sc", "scratch", 0, [(0, 0.0, 30, 30, 30, 30), (1000, 0.2, 160, 160, 200, 60)])
+    with pytest.raises(RunRecordError, match=r"sc: field 'curve\[1\].eval_wall_s' must be in \[0.0, 160.01\]"):
+        parse_run_record(raw, "sc")
+    # A study with one run made before evaluation was timed apart counts evaluation in every run's cost.
+    old = parse_run_record(record("old", "scratch", 1, [(0, 0.0, 30, 30), (1000, 0.9, 150, 150)]), "old")
+    new = parse_run_record(timed("new", "scratch", 0, [(0, 0.0, 30, 30, 30, 30), (1000, 0.9, 160, 160, 60, 60)]),
+                           "new")
+    assert summarise([new], threshold=0.8, budgets=[0]).groups[0].cpu_to_threshold.mean == 100
+    mixed = summarise([old, new], threshold=0.8, budgets=[0])
+    assert not mixed.eval_time_left_out and mixed.groups[0].cpu_to_threshold.mean == 155  # (150 + 160) / 2

@@ -5,11 +5,13 @@ import json
 import pytest
 
 from crossover.errors import CrossoverError
-from crossover.study.kpi import load_run_records, summarise
+from crossover.study.kpi import (PretrainScale, SampleEfficiency, SeedStat, load_run_records,
+                                 sample_efficiency_ratio, summarise)
 from crossover.study.report import (
     BREAK_EVEN_FIGURE,
     EFFICIENCY_FIGURE,
     SUCCESS_FIGURE,
+    _ratio_phrase,
     headlines,
     summary_table,
     write_report,
@@ -44,6 +46,8 @@ def study_dir(tmp_path):
               lock, scale=S, pretrain=cost)
     write_run(tmp_path, "lock-S-1", "pretrained", 1, [(0, 0.2, 0, 0), (10000, 0.6, 50, 100), (20000, 0.8, 100, 200)],
               lock, scale=S, pretrain=cost)
+    write_run(tmp_path, "lock-scratch-demos-0", "scratch", 0, [(0, 0.0, 0, 0), (10000, 0.5, 200, 400),
+              (20000, 0.85, 400, 800), (30000, 0.9, 600, 1200)], lock, demos=10)
     write_run(tmp_path, "lock-S-demos-0", "pretrained", 0, [(0, 0.3, 0, 0), (10000, 0.9, 40, 80)],
               lock, scale=S, demos=10, pretrain=cost)
     # drawer: scratch never reaches 0.8 within its 20k-step budget (censored)
@@ -82,12 +86,13 @@ def test_report_files_and_hand_computed_numbers(study_dir):
 def test_headline_states_n_star_and_ratio_from_data(study_dir):
     summary = summarise(load_run_records(study_dir), threshold=0.8, budgets=[10000, 20000])
     lock, drawer = headlines(summary)
-    # S with 10 demos: scratch 700 cpu / 350 wall per task vs 80 / 40 -> N* = 1000/620 = 1.61, 825/310 = 2.66
-    assert "door-lock-v3" in lock and "N* = 1.61 new tasks in CPU time" in lock
-    assert "N* = 2.66 new tasks in wall-clock time" in lock and "3.50x fewer env steps" in lock
+    # S with 10 demos against scratch with 10 demos: 800 cpu / 400 wall per task vs 80 / 40 -> N* = 1000/720 =
+    # 1.39 and 825/360 = 2.29, ahead of S with 0 demos (1.82); steps 20000 / 10000.
+    assert "door-lock-v3" in lock and "adapting with 10 demos" in lock and "N* = 1.39 new tasks in CPU time" in lock
+    assert "N* = 2.29 new tasks in wall-clock time" in lock and "2.00x fewer env steps" in lock
     assert "N* <= 2.50 new tasks in CPU time" in drawer and "at least 2.00x fewer" in drawer
     page = write_report(study_dir, summary).read_text()
-    assert "N* = 1.61 new tasks in CPU time" in page.split("<h2>")[0]  # at the top, before the first section
+    assert "N* = 1.39 new tasks in CPU time" in page.split("<h2>")[0]  # at the top, before the first section
 
 
 def test_write_report_from_records_needs_threshold_and_budgets(study_dir):
@@ -95,3 +100,16 @@ def test_write_report_from_records_needs_threshold_and_budgets(study_dir):
     with pytest.raises(CrossoverError, match="threshold and budgets"):
         write_report(study_dir, records)
     assert write_report(study_dir, records, threshold=0.8, budgets=[20000]).exists()
+
+
+@pytest.mark.parametrize("scratch, adapted, phrase", [
+    (SeedStat(5000, 1, None), SeedStat(10000, 1, None), "it needs 2.00x more env steps than training from scratch"),
+    (SeedStat(5000, 1, None), SeedStat(20000, 1, None, 1), "it needs at least 4.00x more env steps"),
+    (SeedStat(0, 1, None), SeedStat(0, 1, None), "both arms reach 80% success before any training"),
+    (SeedStat(20000, 1, None, 1), SeedStat(0, 1, None), "it reaches 80% success zero-shot, where training from "
+                                                         "scratch needs at least 20,000 env steps"),
+])
+def test_ratio_wording_follows_the_numbers(scratch, adapted, phrase):
+    ratio, bound = sample_efficiency_ratio(scratch, adapted)
+    eff = SampleEfficiency("reach-v3", PretrainScale(2, 10, "S"), 0, scratch, adapted, ratio, bound)
+    assert phrase in _ratio_phrase(eff, 0.8)

@@ -69,6 +69,22 @@ def test_restart_skips_finished_runs_and_redoes_damaged_ones(study_dir, tmp_path
     assert not any("pretraining scale" in line for line in said), "finished pretraining is not redone"
 
 
+def test_a_damaged_run_checkpoint_is_named_and_redone_a_damaged_pretrained_one_is_an_error(study_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(study_dir, copy)
+    for r in copy.glob("runs/*/result.json"):
+        r.unlink()  # unfinished again, each with its checkpoint
+    scratch, pretrained = (next(copy.glob(f"runs/*__{arm}__*")) for arm in ("scratch", "pre-2x3"))
+    (scratch / "checkpoint" / "model.safetensors").write_bytes(b"garbage")
+    shutil.rmtree(pretrained)  # this run starts afresh, from the pretrained checkpoint...
+    (copy / "pretrain" / "2x3" / "checkpoint" / "model.safetensors").write_bytes(b"garbage")  # ...which is damaged
+    said = []
+    with pytest.raises(CrossoverError, match=r"pretrain/2x3/checkpoint/model.safetensors: damaged safetensors"):
+        run_study(StudyConfig(**TINY), copy, progress=said.append)
+    assert any(f"{scratch}/checkpoint/model.safetensors: damaged" in line and "rerunning" in line for line in said)
+    assert (scratch / "result.json").exists(), "the run with the damaged checkpoint was redone"
+
+
 def test_runs_held_by_another_process_are_left_to_it_and_max_runs_stops(study_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(study_dir, copy)
@@ -79,8 +95,9 @@ def test_runs_held_by_another_process_are_left_to_it_and_max_runs_stops(study_di
     said = []
     with open(copy / "locks" / f"run-{held}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another process running this run would
-        done = run_study(StudyConfig(**TINY), copy, progress=said.append)
-    assert [p.parent.name for p in done] == [results[1].parent.name]
+        finished = []
+        done = run_study(StudyConfig(**TINY), copy, progress=said.append, on_finished=finished.append)
+    assert [p.parent.name for p in done] == [results[1].parent.name] and finished == done
     assert "held by another process" in said[-1] and ": 1;" in said[-1]
     said.clear()
     assert run_study(StudyConfig(**TINY), copy, progress=said.append, max_runs=0) == [done[0]]
@@ -184,9 +201,17 @@ def test_bad_study_configs_are_one_line_errors(tmp_path, capsys):
         "overlap.yaml": "sources: ML45-train\ntargets: reach-v3\nscales: [{source_tasks: 2, episodes_per_task: 3}]\nbudgets: [0]\n",
         "broken.yaml": "sources: [unclosed\n",
         "badtask.yaml": "sources: reach-v9\ntargets: ML45-test\nscales: []\nbudgets: [0]\n",
+        "offgrid.yaml": "sources: ML45-train\ntargets: ML45-test\nscales: [{source_tasks: 2, episodes_per_task: 3}]\n"
+                        "budgets: [0, 2500]\neval_every: 1000\n",
+        "oddeval.yaml": "sources: ML45-train\ntargets: ML45-test\nscales: [{source_tasks: 2, episodes_per_task: 3}]\n"
+                        "budgets: [0, 2500]\neval_every: 2500\n",
+        "twice.yaml": "sources: ML45-train\ntargets: ML45-test\nscales: [{source_tasks: 2, episodes_per_task: 3}]\n"
+                      "budgets: [0]\nseeds: [0, 1, 0]\n",
     }
     expected = {"unknown.yaml": "scalez", "overlap.yaml": "reach-v3", "broken.yaml": "not valid YAML",
-                "badtask.yaml": "reach-v3"}
+                "badtask.yaml": "reach-v3", "offgrid.yaml": "budgets [2500] are not multiples of eval_every (1000)",
+                "oddeval.yaml": "eval_every (2500) must be a multiple of episode_length (200)",
+                "twice.yaml": "seeds: [0, 1, 0] repeats a value"}
     for name, text in cases.items():
         (tmp_path / name).write_text(text)
         assert main(["study", "--config", str(tmp_path / name), "--out", str(tmp_path / "s")]) == 2

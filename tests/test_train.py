@@ -117,11 +117,19 @@ def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, m
 def test_learning_curve_does_not_depend_on_how_often_it_is_evaluated(tmp_path):
     # Evaluation draws its planner noise from its own seeds, so evaluating more often changes nothing in training,
     # and the step both runs evaluate gets the same figure.
-    base = dict(steps=90, eval_episodes=1, episode_length=30, seed=3, seed_steps=30)
-    often = adapt(AdaptConfig("reach-v3", eval_every=30, **base), tmp_path / "often", **QUIET)
-    rarely = adapt(AdaptConfig("reach-v3", eval_every=90, **base), tmp_path / "rarely", **QUIET)
-    assert [p["env_steps"] for p in often.curve] == [0, 30, 60, 90] and [p["env_steps"] for p in rarely.curve] == [0, 90]
-    last_often, last_rarely = ({k: v for k, v in c[-1].items() if k not in ("wall_s", "cpu_s")} for c in
+    base = dict(steps=120, eval_episodes=1, episode_length=30, seed=3, seed_steps=30)
+    often = adapt(AdaptConfig("reach-v3", eval_every=40, **base), tmp_path / "often", **QUIET)
+    rarely = adapt(AdaptConfig("reach-v3", eval_every=120, **base), tmp_path / "rarely", **QUIET)
+    # Evaluations keep to the grid 40, 80, 120 (at the first episode end past each), not 40 after the last one.
+    assert [p["env_steps"] for p in often.curve] == [0, 60, 90, 120]
+    assert [p["env_steps"] for p in rarely.curve] == [0, 120]
+    # The time spent evaluating is kept, cumulatively, apart from the rest.
+    for r in (often, rarely):
+        evals = [p["eval_wall_s"] for p in r.curve]
+        assert all(0 < e <= p["wall_s"] for e, p in zip(evals, r.curve)) and evals == sorted(evals)
+        assert r.eval_wall_s == pytest.approx(evals[-1], abs=1e-3) and 0 < r.eval_cpu_s <= r.cpu_s
+    timing = ("wall_s", "cpu_s", "eval_wall_s", "eval_cpu_s")
+    last_often, last_rarely = ({k: v for k, v in c[-1].items() if k not in timing} for c in
                                (often.curve, rarely.curve))
     assert last_often == last_rarely
     a = load_file(str(tmp_path / "often/checkpoint/model.safetensors"))

@@ -52,12 +52,28 @@ class StudyConfig:
         for s in self.scales:
             if not 1 <= s.source_tasks <= len(src) or s.episodes_per_task < 2:
                 raise CrossoverError(f"scale {s.label}: source_tasks must be 1..{len(src)} and episodes_per_task >= 2")
-        if not self.budgets or min(self.budgets) < 0:
-            raise CrossoverError("budgets: give env-step budgets >= 0")
-        if not 0 < self.threshold <= 1:
-            raise CrossoverError(f"threshold must be in (0, 1], got {self.threshold}")
-        if not self.seeds:
-            raise CrossoverError("seeds: give at least one seed")
+        labels = [s.label for s in self.scales]
+        if len(set(labels)) < len(labels):
+            raise CrossoverError(f"scales: {labels} repeats a scale")
+        _check_int_list("budgets", self.budgets, minimum=0)
+        _check_int_list("seeds", self.seeds)
+        _check_int_list("demos", self.demos, minimum=0)
+        for name in ("episode_length", "eval_every", "eval_episodes", "pretrain_steps", "threads", "collect_workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise CrossoverError(f"{name} must be an integer >= 1, got {value!r}")
+        # Success at a budget is read from the evaluation there, so every budget must be an evaluation point:
+        # evaluations fall at multiples of eval_every, at the end of an episode.
+        if self.eval_every % self.episode_length:
+            raise CrossoverError(f"eval_every ({self.eval_every}) must be a multiple of episode_length "
+                                 f"({self.episode_length}), so that evaluations fall on it")
+        off_grid = [b for b in self.budgets if b % self.eval_every]
+        if off_grid:
+            raise CrossoverError(f"budgets {off_grid} are not multiples of eval_every ({self.eval_every}); success "
+                                 f"at a budget is measured by the evaluation there")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
+                or not 0 < self.threshold <= 1:
+            raise CrossoverError(f"threshold must be in (0, 1], got {self.threshold!r}")
 
     @property
     def source_names(self) -> list[str]:
@@ -73,6 +89,17 @@ class StudyConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _check_int_list(name: str, values, minimum: int | None = None) -> None:
+    if not isinstance(values, list) or not values:
+        raise CrossoverError(f"{name}: give a non-empty list, got {values!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or (minimum is not None and v < minimum):
+            at_least = f" >= {minimum}" if minimum is not None else ""
+            raise CrossoverError(f"{name}: {v!r} is not an integer{at_least}")
+    if len(set(values)) < len(values):
+        raise CrossoverError(f"{name}: {values} repeats a value")
 
 
 # The built-in study `make demo` runs: small enough for ~15 minutes on 2 CPU cores, real in every part.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -39,22 +39,44 @@ class PretrainScale:
 
 @dataclass(frozen=True)
 class EvalPoint:
-    """One evaluation of a run; wall_s/cpu_s are the adaptation cost spent so far (pretraining excluded)."""
+    """One evaluation of a run; wall_s/cpu_s are the adaptation time spent so far (pretraining excluded), of which
+    eval_wall_s/eval_cpu_s went to evaluating (None in runs made before evaluation was timed apart)."""
 
     env_steps: int
     success: float
     wall_s: float
     cpu_s: float
+    eval_wall_s: float | None = None
+    eval_cpu_s: float | None = None
+
+    @property
+    def train_wall_s(self) -> float:
+        """Wall-clock time spent adapting, evaluation left out where it was timed."""
+        return self.wall_s - (self.eval_wall_s or 0.0)
+
+    @property
+    def train_cpu_s(self) -> float:
+        return self.cpu_s - (self.eval_cpu_s or 0.0)
 
 
 @dataclass(frozen=True)
 class AdaptCost:
-    """What the whole run cost: training env steps, time and demonstrations used."""
+    """What the whole run cost: training env steps, time and demonstrations used; eval_* as in EvalPoint."""
 
     env_steps: int
     wall_s: float
     cpu_s: float
     demos: int
+    eval_wall_s: float | None = None
+    eval_cpu_s: float | None = None
+
+    @property
+    def train_wall_s(self) -> float:
+        return self.wall_s - (self.eval_wall_s or 0.0)
+
+    @property
+    def train_cpu_s(self) -> float:
+        return self.cpu_s - (self.eval_cpu_s or 0.0)
 
 
 @dataclass(frozen=True)
@@ -159,6 +181,7 @@ def parse_run_record(data: Any, source: str) -> RunRecord:
                 success=reader.number(p, "success", where, minimum=0.0, maximum=1.0),
                 wall_s=reader.number(p, "wall_s", where, minimum=0.0),
                 cpu_s=reader.number(p, "cpu_s", where, minimum=0.0),
+                **reader.eval_time(p, where),
             )
         )
         if i > 0 and curve[i].env_steps <= curve[i - 1].env_steps:
@@ -173,7 +196,12 @@ def parse_run_record(data: Any, source: str) -> RunRecord:
         wall_s=reader.number(a, "wall_s", "adapt_cost", minimum=0.0),
         cpu_s=reader.number(a, "cpu_s", "adapt_cost", minimum=0.0),
         demos=reader.integer(a, "demos", "adapt_cost", minimum=0),
+        **reader.eval_time(a, "adapt_cost"),
     )
+    timed = {p.eval_wall_s is not None for p in curve} | {adapt_cost.eval_wall_s is not None}
+    if len(timed) > 1:
+        raise RunRecordError(f"{source}: 'eval_wall_s' and 'eval_cpu_s' must be in every curve point and in "
+                             f"'adapt_cost', or in none of them")
     # The censoring bound for a run that never reaches the threshold is its full cost, so it must cover the curve.
     if adapt_cost.env_steps < curve[-1].env_steps:
         raise RunRecordError(
@@ -247,6 +275,16 @@ class _FieldReader:
             )
         return float(value)
 
+    def eval_time(self, obj: dict[str, Any], parent: str) -> dict[str, float | None]:
+        """The optional pair eval_wall_s/eval_cpu_s: both or neither, each within the total it is part of."""
+        if obj.get("eval_wall_s") is None and obj.get("eval_cpu_s") is None:  # absent or null: not timed
+            return {"eval_wall_s": None, "eval_cpu_s": None}
+        out = {}
+        for key, total in (("eval_wall_s", "wall_s"), ("eval_cpu_s", "cpu_s")):
+            # A little slack: both are rounded to the millisecond on their own.
+            out[key] = self.number(obj, key, parent, minimum=0.0, maximum=float(obj[total]) + 0.01)
+        return out
+
 
 # ------------------------------------------------------------------------------------------------ per-run KPIs
 
@@ -268,9 +306,10 @@ def _first_reaching(curve: Sequence[EvalPoint], threshold: float) -> EvalPoint |
     # steps-to-threshold early for any arm that hovers near the threshold. A policy at 60% scores >= 8/10 with
     # probability 16.7%, but averages >= 80% over 20 episodes with 5.1%. Pairing with the *next* evaluation, not the
     # previous one, adds no lag when success jumps. Both arms are measured the same way.
+    # (The small tolerance keeps rounding from missing an exact tie: mean(0.85, 0.95) is 0.8999... in floats.)
     for i, point in enumerate(curve):
         pair = curve[i : i + 2]
-        if statistics.fmean(p.success for p in pair) >= threshold:
+        if statistics.fmean(p.success for p in pair) >= threshold - 1e-9:
             return point
     return None
 
@@ -283,15 +322,17 @@ def steps_to_threshold(curve: Sequence[EvalPoint], threshold: float) -> int | No
 
 
 def wall_to_threshold(curve: Sequence[EvalPoint], threshold: float) -> float | None:
-    """Adaptation wall-clock seconds at the point `steps_to_threshold` picks; None = never (censored)."""
+    """Adaptation wall-clock seconds (evaluation left out where timed) at the point `steps_to_threshold` picks;
+    None = never (censored)."""
     point = _first_reaching(curve, threshold)
-    return None if point is None else point.wall_s
+    return None if point is None else point.train_wall_s
 
 
 def cpu_to_threshold(curve: Sequence[EvalPoint], threshold: float) -> float | None:
-    """Adaptation CPU seconds at the point `steps_to_threshold` picks; None = never (censored)."""
+    """Adaptation CPU seconds (evaluation left out where timed) at the point `steps_to_threshold` picks;
+    None = never (censored)."""
     point = _first_reaching(curve, threshold)
-    return None if point is None else point.cpu_s
+    return None if point is None else point.train_cpu_s
 
 
 # ------------------------------------------------------------------------------------------- seed aggregation
@@ -417,7 +458,8 @@ def summarise_group(key: GroupKey, runs: Sequence[RunRecord], threshold: float, 
         success[budget] = mean_ci(values) if values else None
     pretrain_cost = None
     if key.arm == "pretrained":
-        # Every run of a scale shares one checkpoint; averaging only smooths re-measurements of the same cost.
+        # The runs of a scale normally share one checkpoint (the benchmark warns when they do not), so this
+        # averages re-measurements of one cost.
         costs = [r.pretrain_cost for r in runs if r.pretrain_cost is not None]
         pretrain_cost = PretrainCost(
             wall_s=statistics.fmean(c.wall_s for c in costs),
@@ -433,10 +475,10 @@ def summarise_group(key: GroupKey, runs: Sequence[RunRecord], threshold: float, 
             [steps_to_threshold(r.curve, threshold) for r in runs], [r.adapt_cost.env_steps for r in runs]
         ),
         wall_to_threshold=censored_mean(
-            [wall_to_threshold(r.curve, threshold) for r in runs], [r.adapt_cost.wall_s for r in runs]
+            [wall_to_threshold(r.curve, threshold) for r in runs], [r.adapt_cost.train_wall_s for r in runs]
         ),
         cpu_to_threshold=censored_mean(
-            [cpu_to_threshold(r.curve, threshold) for r in runs], [r.adapt_cost.cpu_s for r in runs]
+            [cpu_to_threshold(r.curve, threshold) for r in runs], [r.adapt_cost.train_cpu_s for r in runs]
         ),
         pretrain_cost=pretrain_cost,
     )
@@ -449,14 +491,13 @@ Bound = Literal["exact", "lower_bound", "upper_bound", "never", "undetermined"]
 
 @dataclass(frozen=True)
 class SampleEfficiency:
-    """Scratch steps-to-threshold / adapted steps-to-threshold for one (target, scale, demos).
-    bound: 'exact'; 'lower_bound' (scratch censored: true ratio >= value); 'upper_bound' (adapted censored:
+    """Scratch steps-to-threshold / adapted steps-to-threshold for one (target, scale, demos), both arms with the
+    same demos and over the seeds both finished. bound: 'exact'; 'lower_bound' (scratch censored: true ratio >= value); 'upper_bound' (adapted censored:
     true ratio <= value); 'undetermined' (both censored, value None)."""
 
     target: str
     scale: PretrainScale
     demos: int
-    scratch_demos: int
     scratch_steps: SeedStat
     adapted_steps: SeedStat
     ratio: float | None
@@ -487,7 +528,6 @@ class CrossoverPoint:
 
     target: str
     demos: int
-    scratch_demos: int
     budget: int
     scratch_success: float | None
     by_scale: tuple[tuple[PretrainScale, float | None], ...]
@@ -541,9 +581,9 @@ def break_even(
     if s_censored:
         if s > a:
             return result(pretrain_cost / (s - a), "upper_bound",
-                          "scratch did not reach the threshold; its full run cost is a lower bound")
-        return result(None, "undetermined",
-                      "scratch did not reach the threshold and its full run cost is not above the adaptation cost")
+                          "scratch did not reach the threshold in every seed; its full run cost stood in")
+        return result(None, "undetermined", "scratch did not reach the threshold in every seed and its full run "
+                                            "cost is not above the adaptation cost")
     if a_censored:
         if s > a:
             return result(pretrain_cost / (s - a), "lower_bound",
@@ -561,7 +601,6 @@ class BreakEvenResult:
     target: str
     scale: PretrainScale
     demos: int
-    scratch_demos: int
     cpu: BreakEven
     wall: BreakEven
 
@@ -580,18 +619,17 @@ class StudySummary:
     crossovers: tuple[CrossoverPoint, ...]
     break_evens: tuple[BreakEvenResult, ...]
     records: tuple[RunRecord, ...] = field(repr=False)
+    eval_time_left_out: bool = True  # False: some run did not time evaluation apart, so all costs include it
 
     @property
     def targets(self) -> tuple[str, ...]:
         return tuple(sorted({g.key.target for g in self.groups}))
 
 
-def _matching_scratch(scratch: dict[int, GroupSummary], demos: int) -> GroupSummary | None:
-    # Compare like with like when scratch was also run with this many demos; otherwise use the scratch group with
-    # the fewest demos (usually 0), and record which one was used so the report can say so.
-    if demos in scratch:
-        return scratch[demos]
-    return scratch[min(scratch)] if scratch else None
+def _with_eval_time_kept_in(record: RunRecord) -> RunRecord:
+    """The record as if its evaluation time had not been timed apart (costs then include evaluation)."""
+    curve = tuple(replace(p, eval_wall_s=None, eval_cpu_s=None) for p in record.curve)
+    return replace(record, curve=curve, adapt_cost=replace(record.adapt_cost, eval_wall_s=None, eval_cpu_s=None))
 
 
 def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[int]) -> StudySummary:
@@ -604,47 +642,66 @@ def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[
     if not budgets or any(isinstance(b, bool) or not isinstance(b, int) or b < 0 for b in budgets):
         raise CrossoverError(f"budgets must be a non-empty list of env-step counts >= 0, got {list(budgets)!r}")
     budgets = tuple(sorted(set(budgets)))
+    # Costs leave evaluation out only if every run timed it apart; one older run that could not puts it back in
+    # for all, so that no comparison sets a cost with evaluation against one without.
+    eval_left_out = all(r.adapt_cost.eval_wall_s is not None for r in records)
+    if not eval_left_out:
+        records = [_with_eval_time_kept_in(r) for r in records]
 
     grouped = group_records(records)
     order = sorted(grouped, key=lambda k: (k.target, k.arm != "scratch", k.scale.order if k.scale else (), k.demos))
     groups = tuple(summarise_group(k, grouped[k], threshold, budgets) for k in order)
 
+    def on_seeds(keys: Sequence[GroupKey]) -> list[GroupSummary] | None:
+        # Comparisons use only the seeds every compared group has finished (a study stopped part-way may have
+        # scratch at 3 seeds and a pretrained arm at 1; seed-to-seed spread must not pass for an effect).
+        seeds = set.intersection(*({r.seed for r in grouped[k]} for k in keys))
+        if not seeds:
+            return None
+        return [summarise_group(k, [r for r in grouped[k] if r.seed in seeds], threshold, budgets) for k in keys]
+
     efficiency: list[SampleEfficiency] = []
     crossovers: list[CrossoverPoint] = []
     break_evens: list[BreakEvenResult] = []
     for target in sorted({g.key.target for g in groups}):
-        scratch = {g.key.demos: g for g in groups if g.key.target == target and g.key.arm == "scratch"}
-        pretrained = [g for g in groups if g.key.target == target and g.key.arm == "pretrained"]
-        for g in pretrained:
-            base = _matching_scratch(scratch, g.key.demos)
-            if base is None:
+        pretrained = [g.key for g in groups if g.key.target == target and g.key.arm == "pretrained"]
+        for demos in sorted({k.demos for k in pretrained}):
+            # Like with like: pretrained runs with K demos against scratch runs with the same K demos.
+            scratch = GroupKey(target, "scratch", None, demos)
+            at_demos = [k for k in pretrained if k.demos == demos]
+            if scratch not in grouped:
                 continue
-            assert g.key.scale is not None and g.pretrain_cost is not None
-            ratio, bound = sample_efficiency_ratio(base.steps_to_threshold, g.steps_to_threshold)
-            efficiency.append(
-                SampleEfficiency(target, g.key.scale, g.key.demos, base.key.demos, base.steps_to_threshold,
-                                 g.steps_to_threshold, ratio, bound)
-            )
-            break_evens.append(
-                BreakEvenResult(
-                    target, g.key.scale, g.key.demos, base.key.demos,
-                    cpu=break_even(g.pretrain_cost.cpu_s, base.cpu_to_threshold, g.cpu_to_threshold, "cpu_s"),
-                    wall=break_even(g.pretrain_cost.wall_s, base.wall_to_threshold, g.wall_to_threshold, "wall_s"),
+            for key in at_demos:
+                pair = on_seeds([scratch, key])
+                if pair is None:
+                    continue
+                base, g = pair
+                assert key.scale is not None and g.pretrain_cost is not None
+                ratio, bound = sample_efficiency_ratio(base.steps_to_threshold, g.steps_to_threshold)
+                efficiency.append(
+                    SampleEfficiency(target, key.scale, demos, base.steps_to_threshold, g.steps_to_threshold,
+                                     ratio, bound)
                 )
-            )
-        for demos in sorted({g.key.demos for g in pretrained}):
-            base = _matching_scratch(scratch, demos)
-            if base is None:
+                break_evens.append(
+                    BreakEvenResult(
+                        target, key.scale, demos,
+                        cpu=break_even(g.pretrain_cost.cpu_s, base.cpu_to_threshold, g.cpu_to_threshold, "cpu_s"),
+                        wall=break_even(g.pretrain_cost.wall_s, base.wall_to_threshold, g.wall_to_threshold,
+                                        "wall_s"),
+                    )
+                )
+            compared = on_seeds([scratch, *at_demos])
+            if compared is None:
                 continue
-            at_demos = [g for g in pretrained if g.key.demos == demos]
+            base, *by_group = compared
             for budget in budgets:
                 scratch_stat = base.success[budget]
                 by_scale = tuple(
-                    (g.key.scale, None if g.success[budget] is None else g.success[budget].mean) for g in at_demos
+                    (g.key.scale, None if g.success[budget] is None else g.success[budget].mean) for g in by_group
                 )
                 scratch_success = None if scratch_stat is None else scratch_stat.mean
                 crossovers.append(
-                    CrossoverPoint(target, demos, base.key.demos, budget, scratch_success, by_scale,
+                    CrossoverPoint(target, demos, budget, scratch_success, by_scale,
                                    crossover_scale(scratch_success, by_scale))
                 )
     return StudySummary(
@@ -655,4 +712,5 @@ def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[
         crossovers=tuple(crossovers),
         break_evens=tuple(break_evens),
         records=tuple(records),
+        eval_time_left_out=eval_left_out,
     )

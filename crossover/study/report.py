@@ -71,7 +71,7 @@ def _fmt_ratio(eff: SampleEfficiency | None) -> str:
     if eff is None:
         return "-"
     if eff.ratio is None:
-        return "n/a (both censored)"
+        return "n/a (both zero-shot)" if _both_zero_shot(eff) else "n/a (both censored)"
     value = "inf" if math.isinf(eff.ratio) else f"{eff.ratio:.2f}x"
     return {"exact": value, "lower_bound": f">= {value}", "upper_bound": f"<= {value}"}.get(eff.bound, value)
 
@@ -160,12 +160,27 @@ def _n_star_phrase(be: BreakEven, what: str) -> str:
     return f"after N* {value} new tasks in {what}"
 
 
+def _both_zero_shot(eff: SampleEfficiency) -> bool:
+    return eff.scratch_steps.mean == 0 and eff.adapted_steps.mean == 0
+
+
 def _ratio_phrase(eff: SampleEfficiency | None, threshold: float) -> str:
-    if eff is None or eff.ratio is None:
-        return f"the sample-efficiency ratio at {threshold:.0%} success is undetermined (neither arm reached it)"
-    value = "infinitely" if math.isinf(eff.ratio) else f"{eff.ratio:.2f}x"
+    goal = f"{threshold:.0%} success"
+    if eff is None:
+        return f"no comparison of env steps to {goal}"
+    if eff.ratio is None:
+        if _both_zero_shot(eff):
+            return f"both arms reach {goal} before any training (0 env steps), so there is no ratio"
+        return f"the sample-efficiency ratio at {goal} is undetermined (neither arm reached it in every seed)"
+    if math.isinf(eff.ratio):
+        return f"it reaches {goal} zero-shot, where training from scratch needs " \
+               f"{'at least ' if eff.bound == 'lower_bound' else ''}{_steps(eff.scratch_steps.mean)} env steps"
     qualifier = {"lower_bound": "at least ", "upper_bound": "at most "}.get(eff.bound, "")
-    return f"it reaches {threshold:.0%} success with {qualifier}{value} fewer env steps than training from scratch"
+    if eff.ratio >= 1:
+        return f"it reaches {goal} with {qualifier}{eff.ratio:.2f}x fewer env steps than training from scratch"
+    # Below 1 the pretrained agent is the slower one; say it that way round (bounds flip with the inverse).
+    qualifier = {"lower_bound": "at most ", "upper_bound": "at least "}.get(eff.bound, "")
+    return f"it needs {qualifier}{1 / eff.ratio:.2f}x more env steps than training from scratch to reach {goal}"
 
 
 def headlines(summary: StudySummary) -> list[str]:
@@ -292,17 +307,17 @@ def _plot_break_even(summary: StudySummary) -> Figure:
             finite = [be.n_star for be in items if be.n_star is not None and math.isfinite(be.n_star)]
             n_max = max([5.0] + [1.5 * n for n in finite])
             xs = [n_max * i / 100 for i in range(101)]
-            scratch_done: set[int] = set()
+            scratch_done: set[int] = set()  # one scratch line per number of demos
             peak = max([1.0] + [max(be.cumulative_cost(n_max)) for be in items])
             unit_name, per = (
                 ("hours", 3600.0) if peak >= 7200 else ("minutes", 60.0) if peak >= 120 else ("seconds", 1.0)
             )
             for b, be in zip(results, items):
-                if b.scratch_demos not in scratch_done:
-                    scratch_done.add(b.scratch_demos)
+                if b.demos not in scratch_done:
+                    scratch_done.add(b.demos)
                     bound = " (lower bound)" if be.scratch_per_task.is_lower_bound else ""
                     ax.plot(xs, [be.cumulative_cost(x)[0] / per for x in xs], color="black",
-                            linestyle=styles[b.scratch_demos], label=f"scratch, {b.scratch_demos} demos{bound}")
+                            linestyle=styles[b.demos], label=f"scratch, {b.demos} demos{bound}")
                 ax.plot(xs, [be.cumulative_cost(x)[1] / per for x in xs], color=colors[b.scale],
                         linestyle=styles[b.demos], label=f"pretrain {b.scale.label} + adapt, {b.demos} demos")
                 if be.n_star is not None and math.isfinite(be.n_star):
@@ -395,11 +410,12 @@ def _render_html(summary: StudySummary, title: str) -> str:
 
     parts.append(f"<h2>Sample efficiency (steps to {thr:.0%} success, scratch / adapted)</h2>\n")
     rows = [
-        [e(x.target), e(x.scale.label), str(x.demos), str(x.scratch_demos),
+        [e(x.target), e(x.scale.label), str(x.demos), str(x.scratch_steps.n),
          e(_fmt_to_threshold(x.scratch_steps)), e(_fmt_to_threshold(x.adapted_steps)), e(_fmt_ratio(x))]
         for x in summary.efficiency
     ]
-    header = ["target", "scale", "demos", "scratch demos", "scratch steps", "adapted steps", "ratio"]
+    # Both arms have the same demos, and only the seeds both finished are compared.
+    header = ["target", "scale", "demos", "seeds compared", "scratch steps", "adapted steps", "ratio"]
     parts.append(_table(header, rows, left=(0, 1)))
     parts.append(f'<img src="{EFFICIENCY_FIGURE}" alt="sample-efficiency ratio per target">\n')
 
@@ -418,7 +434,12 @@ def _render_html(summary: StudySummary, title: str) -> str:
     parts.append("<h2>Break-even number of new tasks N*</h2>\n")
     parts.append('<p class="note">N* = pretraining cost / (scratch cost per task &minus; adaptation cost per task), '
                  "where a task's cost is the CPU or wall-clock time to reach the threshold: the first evaluation "
-                 "that, averaged with the next one, is at or above it.</p>\n")
+                 "that, averaged with the next one, is at or above it. "
+                 + ("Time spent evaluating is left out, so the evaluation schedule favours neither arm. "
+                    if summary.eval_time_left_out else
+                    "Time spent evaluating is included: some runs were made before it was timed apart. ")
+                 + "Each pretrained configuration is compared with scratch at the same number of demos, over the "
+                 "seeds both finished.</p>\n")
     rows = []
     for b in summary.break_evens:
         notes = "; ".join(dict.fromkeys(r for r in (b.cpu.reason, b.wall.reason) if r))

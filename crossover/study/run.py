@@ -23,7 +23,7 @@ from pathlib import Path
 
 from crossover.data.collect import collect
 from crossover.atomic import write_json_atomic
-from crossover.errors import CrossoverError
+from crossover.errors import CheckpointError, CrossoverError
 from crossover.study.config import Scale, StudyConfig
 from crossover.study.kpi import load_run_record, parse_run_record
 from crossover.tasks import resolve_tasks
@@ -38,14 +38,15 @@ def _cpu_seconds() -> float:
 
 
 def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int | None = None,
-              keep_pretrained: str | Path | None = None) -> list[Path]:
+              keep_pretrained: str | Path | None = None, on_finished=None) -> list[Path]:
     """Run (or finish) the study's runs; returns the paths of the finished run records.
 
     Several processes may work on one study folder at once (e.g. two on 2 cores, 1 torch thread each): each run
     and each pretraining scale is claimed with a lock that dies with its process, so they split the work, and a
     killed process's run is free for the next one to resume. `max_runs` stops after starting that many runs.
     `keep_pretrained`: a folder to copy each finished pretraining scale to (`save_pretrained`) as soon as it is
-    done, before the adaptation runs that use it.
+    done, before the adaptation runs that use it. `on_finished(record_path)` is called after each run this
+    process finishes.
     """
     if max_runs is not None and max_runs < 0:
         raise CrossoverError(f"--max-runs must be >= 0, got {max_runs}")
@@ -85,6 +86,8 @@ def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int |
                 progress(f"[study] run {n}/{len(plan)}: {run_id}")
                 records[run_id] = _adapt_run(cfg, out, run_id, target, scale, demos, seed,
                                              costs[scale.label] if scale else None, progress)
+                if on_finished is not None:
+                    on_finished(records[run_id])
         if not waiting:
             break
         progress(f"[study] waiting for another process to finish pretraining ({waiting} runs need it)")
@@ -156,14 +159,27 @@ def _collect_sources_locked(cfg: StudyConfig, out: Path, progress) -> dict:
     cost_file = out / "data" / "cost.json"
     if cost_file.exists():
         return json.loads(cost_file.read_text())
+    # A killed collection resumes where it stopped; the time spent before the kill is kept in a ledger, updated
+    # whenever collect reports progress, so that the cost covers every episode collected, not just this process's.
+    # (CPU of collect workers counts once they finish, so a kill loses the CPU of the workers it stopped.)
+    ledger = out / "data" / "cost.partial.json"
+    before = json.loads(ledger.read_text()) if ledger.exists() else {"wall_s": 0.0, "cpu_s": 0.0}
     wall0, cpu0 = time.time(), _cpu_seconds()
+
+    def spent() -> dict:
+        return {"wall_s": before["wall_s"] + time.time() - wall0, "cpu_s": before["cpu_s"] + _cpu_seconds() - cpu0}
+
+    def progress_and_ledger(line: str) -> None:
+        write_json_atomic(ledger, spent())
+        progress(line)
+
     episodes = max(s.episodes_per_task for s in cfg.scales)
     r = collect(resolve_tasks(",".join(cfg.source_names)), episodes, data, mix=cfg.collect_mix,
-                workers=cfg.collect_workers, episode_length=cfg.episode_length, progress=progress)
-    cost = {"wall_s": time.time() - wall0, "cpu_s": _cpu_seconds() - cpu0,
-            "env_steps": (r.episodes_written + r.episodes_skipped) * cfg.episode_length,
+                workers=cfg.collect_workers, episode_length=cfg.episode_length, progress=progress_and_ledger)
+    cost = {**spent(), "env_steps": (r.episodes_written + r.episodes_skipped) * cfg.episode_length,
             "episodes_per_task": episodes, "tasks": len(cfg.source_names)}
     write_json_atomic(cost_file, cost)
+    ledger.unlink(missing_ok=True)
     return cost
 
 
@@ -198,11 +214,12 @@ def _pretrain_scale_locked(cfg: StudyConfig, out: Path, scale: Scale, progress) 
 
 
 def _with_rerun_on_damage(step, run: Path, progress):
-    """Run `step(resume=True)`; if the run's checkpoint is damaged, say which file and redo the run."""
+    """Run `step(resume=True)`; if the run's own checkpoint is damaged, say which file and redo the run. Damage
+    elsewhere (say, the pretrained checkpoint an adaptation run starts from) is not this run's to repair: raised."""
     try:
         return step(True)
-    except CrossoverError as e:
-        if "checkpoint" not in str(e) and "safetensors" not in str(e):
+    except CheckpointError as e:
+        if run.resolve() not in Path(e.path).resolve().parents:
             raise
         progress(f"[study] {e}; rerunning {run} from the start")
         shutil.rmtree(run)
@@ -259,9 +276,15 @@ def restore_run_records(cfg: StudyConfig, out: str | Path, records: list[dict], 
     restored = 0
     for i, data in enumerate(records):
         where = f"{source}: runs[{i}]"
-        run_id = parse_run_record(data, where).run_id
+        record = parse_run_record(data, where)
+        run_id = record.run_id
         if run_id not in planned:
             raise CrossoverError(f"{where}: run_id {run_id!r} is not a run of this study's config")
+        seed, target, demos, scale = planned[run_id]
+        label = None if record.pretrain_scale is None else record.pretrain_scale.label
+        if (record.seed, record.target, record.demos, label) != (seed, target, demos, scale and scale.label):
+            raise CrossoverError(f"{where}: run {run_id!r} does not hold what its name says (seed, target, demos, "
+                                 f"pretraining scale)")
         record_file = out / "runs" / run_id / "result.json"
         if not _finished_record(record_file, progress=lambda _: None):
             write_json_atomic(record_file, data)
@@ -319,9 +342,7 @@ def restore_pretrained(cfg: StudyConfig, out: str | Path, store: str | Path) -> 
         # The scale's pretraining lock: a process restoring or pretraining it now is left alone.
         with _claim(out / "locks" / f"pretrain-{scale.label}.lock") as claimed:
             if claimed and (kept / "cost.json").exists() and not (run / "cost.json").exists():
-                if run.exists():
-                    shutil.rmtree(run)  # an unfinished pretraining: the kept one replaces it
-                _copy_folder(kept, run)
+                _copy_folder(kept, run)  # an unfinished pretraining there is replaced by the kept one
                 restored.append(scale.label)
     return restored
 
@@ -331,17 +352,19 @@ def _store_config(cfg: StudyConfig, store: Path) -> None:
 
 
 def _copy_folder(src: Path, dst: Path) -> None:
-    """Copy a folder so that `dst` appears whole or not at all (copy beside it, then rename)."""
+    """Copy a folder so that `dst` appears whole or not at all (copy beside it, then rename). Callers copy only
+    onto a `dst` that is unfinished (no cost.json), so whatever is there is replaced."""
     tmp = dst.with_name(dst.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
     shutil.copytree(src, tmp)
+    if dst.exists():
+        shutil.rmtree(dst)
     tmp.rename(dst)
 
 
 def report_study(out: str | Path) -> tuple[Path, str]:
     """Write report.html for a study folder; returns its path and the text summary for the terminal."""
-    from crossover.study.config import StudyConfig
     from crossover.study.kpi import load_run_records, summarise
     from crossover.study.report import headlines, summary_table, write_report
 
@@ -350,9 +373,7 @@ def report_study(out: str | Path) -> tuple[Path, str]:
     if not cfg_file.exists():
         raise CrossoverError(f"{out}: not a study folder (no study.json); run `crossover study` first")
     cfg = StudyConfig(**json.loads(cfg_file.read_text()))
-    records = load_run_records(out)
-    if not records:
-        raise CrossoverError(f"{out}: no finished runs yet (runs/*/result.json); run `crossover study` to make them")
+    records = load_run_records(out)  # none is an error that says where it looked
     summary = summarise(records, cfg.threshold, cfg.budgets)
     path = write_report(out, summary)
     return path, "\n".join(headlines(summary) + ["", summary_table(summary)])

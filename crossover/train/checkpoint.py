@@ -16,7 +16,7 @@ from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
 from safetensors.torch import load_file as load_torch, save_file as save_torch
 
 from crossover.agent.agent import Agent
-from crossover.errors import CrossoverError
+from crossover.errors import CheckpointError, CrossoverError
 
 MODEL_FILE = "model.safetensors"  # agent weights, optimiser moments, generator state
 CONFIG_FILE = "config.json"  # agent and world-model configs
@@ -51,18 +51,18 @@ def load_checkpoint(path: str | Path) -> tuple[Agent, dict, dict[str, np.ndarray
         raise CrossoverError(f"{path}: no checkpoint there; give the folder of a `crossover pretrain` or `adapt` run")
     for name in (MODEL_FILE, CONFIG_FILE, STATE_FILE):
         if not (path / name).exists():
-            raise CrossoverError(f"{path / name}: missing; the checkpoint is incomplete")
+            raise CheckpointError(path / name, "missing; the checkpoint is incomplete")
     try:
         config = json.loads((path / CONFIG_FILE).read_text())
         state = json.loads((path / STATE_FILE).read_text())
     except json.JSONDecodeError as e:
-        raise CrossoverError(f"{path}: damaged JSON in {CONFIG_FILE} or {STATE_FILE} ({e.msg})")
+        raise CheckpointError(path, f"damaged JSON in {CONFIG_FILE} or {STATE_FILE} ({e.msg})")
     tensors = _load(path / MODEL_FILE, load_torch)
     buffer = _load(path / BUFFER_FILE, load_numpy) if (path / BUFFER_FILE).exists() else None
     try:
         agent = Agent.from_config(config, tensors)
     except (KeyError, ValueError, RuntimeError) as e:
-        raise CrossoverError(f"{path / MODEL_FILE}: does not match {path / CONFIG_FILE} ({str(e).splitlines()[0]})")
+        raise CheckpointError(path / MODEL_FILE, f"does not match {path / CONFIG_FILE} ({str(e).splitlines()[0]})")
     return agent, state, buffer
 
 
@@ -77,7 +77,10 @@ def prepare_run(run: Path, config_file: str, config: dict, resume: bool, progres
     was asked for and the run died before its first checkpoint, in which case it starts over.
     """
     if resume and has_checkpoint(run):
-        saved = json.loads((run / config_file).read_text())
+        try:
+            saved = json.loads((run / config_file).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise CheckpointError(run / config_file, f"cannot read the run's settings ({e}); start the run afresh")
         changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
         if changed:
             raise CrossoverError(f"{run}: --resume with different settings ({', '.join(changed)}); "
@@ -95,7 +98,7 @@ def _load(file: Path, loader) -> dict:
     try:
         return loader(str(file))
     except (SafetensorError, OSError, ValueError) as e:
-        raise CrossoverError(f"{file}: damaged safetensors file ({e})")
+        raise CheckpointError(file, f"damaged safetensors file ({e})")
 
 
 def generator_state(rng: np.random.Generator) -> dict:

@@ -39,7 +39,7 @@ class AdaptConfig:
     init: str = "scratch"  # "scratch", or the folder of a `crossover pretrain` run to fine-tune
     steps: int = 20_000  # environment-step budget of online interaction
     demos: int = 0  # scripted-expert episodes put in the replay buffer before the first step
-    eval_every: int = 2_000  # evaluate every this many env steps (at the end of the episode that crosses it)
+    eval_every: int = 2_000  # evaluate at every multiple of this many env steps (at the end of the episode there)
     eval_episodes: int = 10  # evaluation episodes, on fixed seeds
     episode_length: int = 200  # steps per training/evaluation episode
     seed: int = 0  # one seed for weights, exploration, layouts and planner noise
@@ -74,11 +74,13 @@ class AdaptConfig:
 @dataclass
 class AdaptResult:
     run_dir: Path
-    curve: list[dict]  # evaluation points: env_steps, success, steps_to_success, return, wall_s, cpu_s
+    curve: list[dict]  # evaluation points: env_steps, success, steps_to_success, return, wall_s, cpu_s, eval_*
     env_steps: int
     demos: int
-    wall_s: float  # adaptation only: excludes pretraining
+    wall_s: float  # adaptation only: excludes pretraining; includes evaluation, which eval_wall_s measures
     cpu_s: float
+    eval_wall_s: float | None  # the part of wall_s/cpu_s spent evaluating (None: run began before it was timed)
+    eval_cpu_s: float | None
 
 
 def _episode_seed(seed: int, episode: int) -> int:
@@ -140,7 +142,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
             progress(f"[adapt] fine-tuning {cfg.init}: {cfg.task} embedding from {info['embedding_from']}")
         state = {"env_steps": 0, "episodes": 0, "updates": 0, "wall_s": 0.0, "cpu_s": 0.0, "curve": [],
                  "task_index": task_index, "tasks": info["tasks"], "capacity": capacity, "init_info": info,
-                 "next_eval": 0}
+                 "next_eval": 0, "eval_wall_s": 0.0, "eval_cpu_s": 0.0}
     warm_up(agent.model_cfg, agent.cfg)  # before the clocks start: a one-time cost of the process, not of this run
     logger = MetricsLogger(out, resume_step=state["env_steps"] if resume else None)
     env = make_env(spec, cfg.episode_length)
@@ -161,16 +163,26 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
     try:
         while True:
             if state["env_steps"] >= state["next_eval"]:  # evaluation happens between episodes only
+                before = clocks()
                 ev = evaluate(agent, spec, task_index, cfg.eval_episodes, cfg.episode_length, eval_env)
                 wall, cpu = clocks()
                 point = {"env_steps": state["env_steps"], "success": ev.success_rate,
                          "steps_to_success": ev.mean_steps_to_success, "return": ev.mean_return,
                          "wall_s": round(wall, 3), "cpu_s": round(cpu, 3)}
+                # Evaluation is measurement, not adaptation: its time is kept apart so that costs can leave it
+                # out (a run that needs more evaluations before it succeeds would otherwise look dearer). A run
+                # resumed from a checkpoint made before this was timed keeps not timing it.
+                if "eval_wall_s" in state:
+                    state["eval_wall_s"] += wall - before[0]
+                    state["eval_cpu_s"] += cpu - before[1]
+                    point.update(eval_wall_s=round(state["eval_wall_s"], 3), eval_cpu_s=round(state["eval_cpu_s"], 3))
                 state["curve"].append(point)
                 logger.log("eval", state["env_steps"], {k: v for k, v in point.items() if k != "env_steps"})
                 progress(f"[adapt] {cfg.task} step {state['env_steps']:,}/{cfg.steps:,}: eval success "
                          f"{ev.success_rate:.0%}, return {ev.mean_return:.0f} ({wall:.0f}s)")
-                state["next_eval"] = min(state["env_steps"] + cfg.eval_every, cfg.steps) \
+                # The next multiple of eval_every (and the last step): a fixed grid, so that an episode length
+                # that does not divide eval_every delays one evaluation but does not shift all later ones.
+                state["next_eval"] = min((state["env_steps"] // cfg.eval_every + 1) * cfg.eval_every, cfg.steps) \
                     if state["env_steps"] < cfg.steps else cfg.steps + 1
                 checkpoint()
             if state["env_steps"] >= cfg.steps:
@@ -193,7 +205,8 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         env.close()
         eval_env.close()
         logger.close()
-    result = AdaptResult(out, state["curve"], state["env_steps"], cfg.demos, state["wall_s"], state["cpu_s"])
+    result = AdaptResult(out, state["curve"], state["env_steps"], cfg.demos, state["wall_s"], state["cpu_s"],
+                         state.get("eval_wall_s"), state.get("eval_cpu_s"))
     write_json_atomic(out / "summary.json", {**asdict(result), "run_dir": str(out)})
     return result
 
