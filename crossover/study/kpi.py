@@ -37,10 +37,27 @@ class PretrainScale:
         return (self.source_tasks, self.episodes_per_task, self.label)
 
 
+class _TrainTime:
+    """For records with wall_s/cpu_s and the part of them spent evaluating, eval_wall_s/eval_cpu_s (None in runs
+    made before evaluation was timed apart): the time spent adapting, evaluation left out where it was timed."""
+
+    wall_s: float
+    cpu_s: float
+    eval_wall_s: float | None
+    eval_cpu_s: float | None
+
+    @property
+    def train_wall_s(self) -> float:
+        return self.wall_s - (self.eval_wall_s or 0.0)
+
+    @property
+    def train_cpu_s(self) -> float:
+        return self.cpu_s - (self.eval_cpu_s or 0.0)
+
+
 @dataclass(frozen=True)
-class EvalPoint:
-    """One evaluation of a run; wall_s/cpu_s are the adaptation time spent so far (pretraining excluded), of which
-    eval_wall_s/eval_cpu_s went to evaluating (None in runs made before evaluation was timed apart)."""
+class EvalPoint(_TrainTime):
+    """One evaluation of a run; wall_s/cpu_s are the adaptation time spent so far (pretraining excluded)."""
 
     env_steps: int
     success: float
@@ -49,19 +66,10 @@ class EvalPoint:
     eval_wall_s: float | None = None
     eval_cpu_s: float | None = None
 
-    @property
-    def train_wall_s(self) -> float:
-        """Wall-clock time spent adapting, evaluation left out where it was timed."""
-        return self.wall_s - (self.eval_wall_s or 0.0)
-
-    @property
-    def train_cpu_s(self) -> float:
-        return self.cpu_s - (self.eval_cpu_s or 0.0)
-
 
 @dataclass(frozen=True)
-class AdaptCost:
-    """What the whole run cost: training env steps, time and demonstrations used; eval_* as in EvalPoint."""
+class AdaptCost(_TrainTime):
+    """What the whole run cost: training env steps, time and demonstrations used."""
 
     env_steps: int
     wall_s: float
@@ -69,14 +77,6 @@ class AdaptCost:
     demos: int
     eval_wall_s: float | None = None
     eval_cpu_s: float | None = None
-
-    @property
-    def train_wall_s(self) -> float:
-        return self.wall_s - (self.eval_wall_s or 0.0)
-
-    @property
-    def train_cpu_s(self) -> float:
-        return self.cpu_s - (self.eval_cpu_s or 0.0)
 
 
 @dataclass(frozen=True)
