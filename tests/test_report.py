@@ -79,8 +79,10 @@ def test_report_files_and_hand_computed_numbers(study_dir):
                  "0.30", "0.60"):
         assert text in table, text
         assert text.replace(">", "&gt;").replace("<", "&lt;") in page, text
-    # scratch success at 10k over seeds 0.2, 0.4: CI half-width 12.706 * 0.1
-    assert "0.30 <span class=\"ci\">[-0.97, 1.57]</span>" in page
+    # scratch success at 10k over seeds 0.2, 0.4: CI half-width 12.706 * 0.1, [-0.97, 1.57] clipped to [0, 1];
+    # its steps to 0.8 over 30,000 and 40,000: 35,000 +- 12.706 * 5,000, clipped below at 0
+    assert "0.30 <span class=\"ci\">[0.00, 1.00]</span>" in page
+    assert "35,000 <span class=\"ci\">[0, 98,530]</span>" in page
 
 
 def test_headline_states_n_star_and_ratio_from_data(study_dir):

@@ -45,13 +45,8 @@ def _num(x: float) -> str:
     return f"{x:.2f}"
 
 
-def _fmt_success(stat: SeedStat | None, with_ci: bool = False) -> str:
-    if stat is None:
-        return "-"
-    text = f"{stat.mean:.2f}"
-    if with_ci and stat.ci is not None:
-        text += f" [{stat.ci[0]:.2f}, {stat.ci[1]:.2f}]"
-    return text
+def _fmt_success(stat: SeedStat | None) -> str:
+    return "-" if stat is None else f"{stat.mean:.2f}"
 
 
 def _steps(x: float) -> str:
@@ -370,10 +365,22 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: Sequence[
     return f"<table>\n<tr>{head}</tr>\n{body}</table>\n"
 
 
+def _ci_span(stat: SeedStat, fmt: Callable[[float], str], low: float, high: float = math.inf) -> str:
+    """The 95% interval as a small grey span, clipped to the values the quantity can take."""
+    if stat.ci is None:
+        return ""
+    lo, hi = max(stat.ci[0], low), min(stat.ci[1], high)
+    return f' <span class="ci">[{html.escape(fmt(lo))}, {html.escape(fmt(hi))}]</span>'
+
+
 def _success_cell(stat: SeedStat | None) -> str:
-    if stat is None or stat.ci is None:
-        return html.escape(_fmt_success(stat))
-    return f'{stat.mean:.2f} <span class="ci">[{stat.ci[0]:.2f}, {stat.ci[1]:.2f}]</span>'
+    if stat is None:
+        return "-"
+    return f"{stat.mean:.2f}" + _ci_span(stat, lambda x: f"{x:.2f}", 0.0, 1.0)
+
+
+def _to_threshold_cell(stat: SeedStat, fmt: Callable[[float], str] = _steps) -> str:
+    return html.escape(_fmt_to_threshold(stat, fmt)) + _ci_span(stat, fmt, 0.0)  # censored stats have no ci
 
 
 def _render_html(summary: StudySummary, title: str) -> str:
@@ -387,7 +394,7 @@ def _render_html(summary: StudySummary, title: str) -> str:
     parts.append(
         f'<p class="note">{len(summary.records)} runs; success threshold {thr:.2f}; budgets '
         f"{', '.join(f'{b:,}' for b in summary.budgets)} env steps. Means over seeds with 95% Student-t "
-        "intervals (none for a single seed). A run that never reached the threshold is censored: it is shown as "
+        "intervals (none for a single seed; clipped to the range a quantity can take). A run that never reached the threshold is censored: it is shown as "
         "&gt; max budget, and any mean that includes it is a lower bound (&gt;=).</p>\n"
     )
 
@@ -400,9 +407,9 @@ def _render_html(summary: StudySummary, title: str) -> str:
             [e(g.key.target), e(g.key.arm), e(_fmt_scale(g.key.scale)), str(g.key.demos), str(len(g.seeds))]
             + [_success_cell(g.success[b]) for b in summary.budgets]
             + [
-                e(_fmt_to_threshold(g.steps_to_threshold)),
-                e(_fmt_to_threshold(g.cpu_to_threshold, _fmt_seconds)),
-                e(_fmt_to_threshold(g.wall_to_threshold, _fmt_seconds)),
+                _to_threshold_cell(g.steps_to_threshold),
+                _to_threshold_cell(g.cpu_to_threshold, _fmt_seconds),
+                _to_threshold_cell(g.wall_to_threshold, _fmt_seconds),
             ]
         )
     parts.append(_table(header, rows, left=(0, 1, 2)))
@@ -411,7 +418,7 @@ def _render_html(summary: StudySummary, title: str) -> str:
     parts.append(f"<h2>Sample efficiency (steps to {thr:.0%} success, scratch / adapted)</h2>\n")
     rows = [
         [e(x.target), e(x.scale.label), str(x.demos), str(x.scratch_steps.n),
-         e(_fmt_to_threshold(x.scratch_steps)), e(_fmt_to_threshold(x.adapted_steps)), e(_fmt_ratio(x))]
+         _to_threshold_cell(x.scratch_steps), _to_threshold_cell(x.adapted_steps), e(_fmt_ratio(x))]
         for x in summary.efficiency
     ]
     # Both arms have the same demos, and only the seeds both finished are compared.
