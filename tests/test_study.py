@@ -168,13 +168,36 @@ def test_a_kept_pretrained_model_is_adapted_from_without_collecting_or_pretraini
         restore_pretrained(StudyConfig(**TINY), tmp_path / "other", store)
 
 
-def test_damaged_committed_benchmark_json_is_a_one_line_error(tmp_path):
+def _benchmark_script():
     import importlib.util
 
     script = Path(__file__).parents[1] / "benchmarks" / "crossover_ml45.py"
     spec = importlib.util.spec_from_file_location("crossover_ml45", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_json_keeps_each_runs_own_provenance(study_dir, tmp_path, monkeypatch):
+    module = _benchmark_script()
+    copy = tmp_path / "copy"
+    shutil.copytree(study_dir, copy)
+    own, restored = sorted(copy.glob("runs/*/result.json"))
+    data = json.loads(restored.read_text())
+    del data["provenance"]  # as a run restored from the committed JSON, which keeps provenance beside the runs
+    restored.write_text(json.dumps(data))
+    committed = {"provenance": {own.parent.name: {"code_version": "stale"},
+                                restored.parent.name: {"code_version": "abc123", "pretrained_weights_sha256": None}}}
+    written = {}
+    monkeypatch.setattr(module, "write_result", lambda name, payload: written.update(payload))
+    module._write_json(StudyConfig(**TINY), copy, committed, "tiny")
+    assert written["finished_runs"] == 2
+    assert written["provenance"][own.parent.name]["code_version"] == CODE_VERSION  # its own result.json wins
+    assert written["provenance"][restored.parent.name]["code_version"] == "abc123"
+
+
+def test_damaged_committed_benchmark_json_is_a_one_line_error(tmp_path):
+    module = _benchmark_script()
     assert module._read_committed(tmp_path / "absent.json") == {}
     for text, expected in (("{broken", "not valid JSON"), ('{"runs": 3}', "'runs' list")):
         committed = tmp_path / "crossover_x.json"
