@@ -35,6 +35,8 @@ def test_study_runs_every_arm_and_records_costs(study_dir):
     assert [p.env_steps for p in pre.curve] == [0, 40] and [p.env_steps for p in scratch.curve] == [0, 40]
     assert pre.pretrain_cost.cpu_s > 0 and pre.pretrain_cost.env_steps == 2 * 3 * 20
     assert scratch.pretrain_cost is None and scratch.adapt_cost.env_steps == 40
+    for r in (pre, scratch):  # evaluation time is kept apart, so the KPIs can leave it out of the cost
+        assert 0 < r.adapt_cost.eval_cpu_s < r.adapt_cost.cpu_s and r.curve[-1].eval_wall_s > r.curve[0].eval_wall_s > 0
     cost = json.loads((study_dir / "pretrain/2x3/cost.json").read_text())
     assert cost["pretrain_cpu_s"] > 0 and cost["cpu_s"] > cost["pretrain_cpu_s"]  # collection is charged too
     made = {r: json.loads((study_dir / "runs" / r / "result.json").read_text())["provenance"] for r in records}
@@ -52,6 +54,7 @@ def test_report_holds_the_figures_of_the_runs(study_dir):
     records = load_run_records(study_dir)
     final = {r.arm: r.curve[-1].success for r in records}
     assert f"{final['scratch']:.2f}" in text
+    assert "Time spent evaluating is left out" in html
 
 
 def test_restart_skips_finished_runs_and_redoes_damaged_ones(study_dir, tmp_path):
