@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("pretrain", help="train one multi-task world model offline on collected episodes",
                        description="Pretrain the world model (every component, task embeddings included) on datasets "
-                       "from `collect`. Checkpoints every --eval-every updates; --resume continues a killed run.")
+                       "from `collect`. Checkpoints every --eval-every updates; --resume continues a killed run, "
+                       "and with a larger --steps extends a finished one.")
     s.add_argument("--data", required=True, action="append", metavar="DIR", help="dataset folder (repeatable)")
     s.add_argument("--out", required=True, metavar="RUN", help="run folder for checkpoints and metrics")
     s.add_argument("--tasks", metavar="SPEC", help="train on these tasks only (default: all in the data)")

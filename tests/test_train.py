@@ -41,6 +41,23 @@ def test_pretraining_loss_falls_on_real_data(pretrained):
     assert "reach-v3/consistency" in held[0] and "drawer-close-v3/reward_ce" in held[0]
 
 
+def test_pretraining_extended_with_more_steps_equals_the_longer_run(small_dataset, pretrained, tmp_path):
+    import shutil
+
+    shutil.copytree(pretrained, tmp_path / "extended")
+    cfg = PretrainConfig([str(small_dataset)], steps=80, eval_every=20)
+    said = []
+    pretrain(cfg, tmp_path / "extended", resume=True, progress=said.append)
+    assert any("steps 60 -> 80" in line for line in said)
+    pretrain(cfg, tmp_path / "straight", **QUIET)
+    a, b = (load_file(str(tmp_path / run / "checkpoint/model.safetensors")) for run in ("extended", "straight"))
+    assert all(torch.equal(a[k], b[k]) for k in a), "60 + 20 updates differ from 80 in one go"
+    assert [int(r["step"]) for r in _rows(tmp_path / "extended/train.csv")] == [20, 40, 60, 80]
+    with pytest.raises(CrossoverError, match=r"different settings \(steps\)"):  # a shorter run is not a resume
+        pretrain(PretrainConfig([str(small_dataset)], steps=40, eval_every=20), tmp_path / "extended", resume=True,
+                 **QUIET)
+
+
 def test_checkpoint_round_trip(pretrained, tmp_path):
     agent, state, _ = load_checkpoint(pretrained / "checkpoint")
     assert state["tasks"] == ["reach-v3", "drawer-close-v3"]

@@ -16,6 +16,7 @@ from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
 from safetensors.torch import load_file as load_torch, save_file as save_torch
 
 from crossover.agent.agent import Agent
+from crossover.atomic import write_json_atomic
 from crossover.errors import CheckpointError, CrossoverError
 
 MODEL_FILE = "model.safetensors"  # agent weights, optimiser moments, generator state
@@ -70,11 +71,13 @@ def has_checkpoint(run: Path) -> bool:
     return (run / "checkpoint").exists() or (run / ".checkpoint.old").exists()
 
 
-def prepare_run(run: Path, config_file: str, config: dict, resume: bool, progress) -> bool:
+def prepare_run(run: Path, config_file: str, config: dict, resume: bool, progress, may_grow: tuple = ()) -> bool:
     """Decide how a training run starts; returns True when it resumes from its checkpoint.
 
-    Resuming needs the settings it was started with. A folder holding a run is never overwritten unless --resume
-    was asked for and the run died before its first checkpoint, in which case it starts over.
+    Resuming needs the settings it was started with, except that the settings named in `may_grow` may be raised
+    (pretraining's `steps`: a longer run continues a shorter one exactly, its learning rate being constant). A
+    folder holding a run is never overwritten unless --resume was asked for and the run died before its first
+    checkpoint, in which case it starts over.
     """
     if resume and has_checkpoint(run):
         try:
@@ -82,9 +85,14 @@ def prepare_run(run: Path, config_file: str, config: dict, resume: bool, progres
         except (OSError, json.JSONDecodeError) as e:
             raise CheckpointError(run / config_file, f"cannot read the run's settings ({e}); start the run afresh")
         changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
-        if changed:
-            raise CrossoverError(f"{run}: --resume with different settings ({', '.join(changed)}); "
+        grown = [k for k in changed if k in may_grow and k in saved and config.get(k, 0) > saved[k]]
+        if len(grown) < len(changed):
+            raise CrossoverError(f"{run}: --resume with different settings "
+                                 f"({', '.join(k for k in changed if k not in grown)}); "
                                  f"use the original ones or another --out")
+        if grown:
+            progress(f"{run}: extending the run: " + ", ".join(f"{k} {saved[k]:,} -> {config[k]:,}" for k in grown))
+            write_json_atomic(run / config_file, config)
         return True
     if run.exists() and any(run.iterdir()):
         if not resume:

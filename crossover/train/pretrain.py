@@ -119,7 +119,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     agent_cfg = AgentConfig(episode_length=cfg.episode_length)
     train, held = _split_buffers(datasets, tasks, cfg.holdout, agent_cfg.horizon, obs_dim, action_dim, cfg.seed,
                                  cfg.episodes_per_task)
-    resume = prepare_run(out, "pretrain_config.json", asdict(cfg), resume, progress)
+    resume = prepare_run(out, "pretrain_config.json", asdict(cfg), resume, progress, may_grow=("steps",))
     if resume:
         agent, state, _ = load_checkpoint(ckpt)
         rng = restore_generator(state["rng"])
