@@ -1,0 +1,114 @@
+"""Does pretraining learn to act? Zero-shot success of a pretrained model on its own source tasks vs updates.
+
+A pretrained world model that cannot solve the tasks it was trained on (planning with their own task embeddings)
+has little behaviour to pass on to a new task, so this probe says whether a pretraining budget is worth adapting
+from before a long crossover study spends hours on it.
+
+The probe copies a pretraining run (default: the reach pilot's kept 44x50 model) into a work folder, extends it to
+each budget in --updates (`pretrain --resume` with a larger step count, which continues the run exactly: same
+weights as one long run), and after each budget evaluates --episodes episodes on each of --tasks. Each budget's
+row goes to benchmarks/results/pretrain_probe_<name>.json as soon as it is measured; a rerun skips measured budgets
+and resumes a killed extension from its checkpoint.
+
+It needs the pretraining data the run was made from (its pretrain_config.json names the folder; for the reach
+pilot that is studies/reach_pilot/data/sources, which `crossover_ml45.py --config configs/reach_pilot.yaml`
+collects). The extension runs with the run's own torch threads (part of its settings: thread count changes float
+reduction order).
+
+Usage (from the repository root): python benchmarks/pretrain_probe.py [--from RUN] [--updates 10000,20000,40000] [--tasks SPEC] [--episodes N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, write_result  # noqa: E402
+
+from crossover.errors import CrossoverError  # noqa: E402
+from crossover.eval.run import evaluate_run  # noqa: E402
+from crossover.tasks import resolve_tasks  # noqa: E402
+from crossover.train.pretrain import PretrainConfig, pretrain  # noqa: E402
+
+DEFAULT_RUN = RESULTS / "pretrained" / "reach_pilot" / "44x50"
+# Source tasks of every difficulty that scratch training solves or nearly solves in 20k steps (issue 3) or that
+# need more than reaching: pressing, sliding, opening, pushing.
+DEFAULT_TASKS = ("reach-wall-v3,button-press-topdown-v3,drawer-close-v3,door-open-v3,plate-slide-v3,window-open-v3,"
+                 "faucet-open-v3,push-v3")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--from", dest="source", default=str(DEFAULT_RUN), help="a finished `crossover pretrain` run")
+    p.add_argument("--updates", default="10000,20000,40000", help="pretraining budgets to probe, comma-separated")
+    p.add_argument("--tasks", default=DEFAULT_TASKS, help="source tasks to evaluate (default: 8 of them)")
+    p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per task")
+    p.add_argument("--work", default=None, help="where the extended copy lives (default: runs/probe/<name>)")
+    args = p.parse_args()
+    try:
+        budgets = sorted({int(u) for u in args.updates.split(",")})
+        tasks = [t.name for t in resolve_tasks(args.tasks)]
+        source = Path(args.source)
+        name = f"{source.parent.name}_{source.name}"
+        work = Path(args.work or f"runs/probe/{name}")
+        cfg = _run_config(source)
+        missing = [d for d in cfg["data"] if not Path(d).exists()]
+        if missing:
+            raise CrossoverError(f"{source}: its pretraining data {missing[0]} is not here; collect it first (see "
+                                 f"this script's --help)")
+        known = [t.name for t in resolve_tasks(cfg["tasks"])] if cfg["tasks"] else tasks  # None: all in the data
+        unknown = [t for t in tasks if t not in known]
+        if unknown:
+            raise CrossoverError(f"{source}: {unknown[0]} is not one of its source tasks")
+        if not work.exists():
+            shutil.copytree(source, work)
+        out = RESULTS / f"pretrain_probe_{name}.json"
+        rows = json.loads(out.read_text())["rows"] if out.exists() else []
+        for budget in budgets:
+            if any(r["updates"] == budget for r in rows):
+                continue
+            if budget < cfg["steps"]:
+                raise CrossoverError(f"{source}: already has {cfg['steps']:,} updates; probe budgets from there up")
+            run = pretrain(PretrainConfig(**{**cfg, "steps": budget}), work, resume=True,
+                           progress=lambda line: print(line, flush=True))
+            rows.append(_probe(work, tasks, args.episodes, run))
+            rows.sort(key=lambda r: r["updates"])
+            write_result(f"pretrain_probe_{name}", {"run": str(source), "episodes": args.episodes, "rows": rows})
+            print(_table(rows, tasks), flush=True)
+    except CrossoverError as e:
+        sys.exit(f"error: {e}")
+    print(_table(rows, tasks))
+
+
+def _run_config(run: Path) -> dict:
+    try:
+        return json.loads((run / "pretrain_config.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CrossoverError(f"{run}: not a readable `crossover pretrain` run ({e})") from None
+
+
+def _probe(work: Path, tasks: list[str], episodes: int, run) -> dict:
+    wall0 = time.time()
+    success = {}
+    for task in tasks:
+        success[task] = evaluate_run(work, task, episodes).success_rate
+        print(f"[probe] {run.updates:,} updates: {task} {success[task]:.0%}", flush=True)
+    return {"updates": run.updates, "pretrain_wall_s": round(run.wall_s, 1), "pretrain_cpu_s": round(run.cpu_s, 1),
+            "success": success, "mean_success": round(sum(success.values()) / len(success), 4),
+            "probe_wall_s": round(time.time() - wall0, 1)}
+
+
+def _table(rows: list[dict], tasks: list[str]) -> str:
+    lines = ["updates   " + "  ".join(t.removesuffix("-v3")[:14].ljust(14) for t in tasks) + "  mean"]
+    for r in rows:
+        cells = [f"{r['success'].get(t, float('nan')):.0%}".ljust(14) for t in tasks]
+        lines.append(f"{r['updates']:<9,} " + "  ".join(cells) + f"  {r['mean_success']:.0%}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
