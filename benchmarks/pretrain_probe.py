@@ -78,7 +78,6 @@ def main() -> None:
             rows.append(_probe(work, tasks, args.episodes, run))
             rows.sort(key=lambda r: r["updates"])
             write_result(f"pretrain_probe_{name}", {"run": str(source), "episodes": args.episodes, "rows": rows})
-            print(_table(rows, tasks), flush=True)
     except CrossoverError as e:
         sys.exit(f"error: {e}")
     print(_table(rows, tasks))
