@@ -108,6 +108,7 @@ def test_write_report_from_records_needs_threshold_and_budgets(study_dir):
     (SeedStat(5000, 1, None), SeedStat(10000, 1, None), "it needs 2.00x more env steps than training from scratch"),
     (SeedStat(5000, 1, None), SeedStat(20000, 1, None, 1), "it needs at least 4.00x more env steps"),
     (SeedStat(0, 1, None), SeedStat(0, 1, None), "both arms reach 80% success before any training"),
+    (SeedStat(7000, 1, None), SeedStat(7000, 1, None), "with as many env steps as training from scratch"),
     (SeedStat(20000, 1, None, 1), SeedStat(0, 1, None), "it reaches 80% success zero-shot, where training from "
                                                          "scratch needs at least 20,000 env steps"),
 ])

@@ -171,6 +171,8 @@ def _ratio_phrase(eff: SampleEfficiency | None, threshold: float) -> str:
         return f"it reaches {goal} zero-shot, where training from scratch needs " \
                f"{'at least ' if eff.bound == 'lower_bound' else ''}{_steps(eff.scratch_steps.mean)} env steps"
     qualifier = {"lower_bound": "at least ", "upper_bound": "at most "}.get(eff.bound, "")
+    if math.isclose(eff.ratio, 1.0) and eff.bound == "exact":
+        return f"it reaches {goal} with as many env steps as training from scratch"
     if eff.ratio >= 1:
         return f"it reaches {goal} with {qualifier}{eff.ratio:.2f}x fewer env steps than training from scratch"
     # Below 1 the pretrained agent is the slower one; say it that way round (bounds flip with the inverse).
