@@ -396,8 +396,9 @@ def _render_html(summary: StudySummary, title: str) -> str:
     parts.append(
         f'<p class="note">{len(summary.records)} runs; success threshold {thr:.2f}; budgets '
         f"{', '.join(f'{b:,}' for b in summary.budgets)} env steps. Means over seeds with 95% Student-t "
-        "intervals (none for a single seed; clipped to the range a quantity can take). A run that never reached the threshold is censored: it is shown as "
-        "&gt; max budget, and any mean that includes it is a lower bound (&gt;=).</p>\n"
+        "intervals (none for a single seed; clipped to the range a quantity can take). A run that never reached "
+        "the threshold is censored: it is shown as &gt; max budget, and any mean that includes it is a lower bound "
+        "(&gt;=).</p>\n"
     )
 
     parts.append("<h2>KPIs per configuration</h2>\n")
