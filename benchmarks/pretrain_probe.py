@@ -50,7 +50,9 @@ def main() -> None:
     p.add_argument("--work", default=None, help="where the extended copy lives (default: runs/probe/<name>)")
     args = p.parse_args()
     try:
-        budgets = sorted({int(u) for u in args.updates.split(",")})
+        budgets = _budgets(args.updates)
+        if args.episodes < 1:  # checked before any pretraining is extended
+            raise CrossoverError(f"--episodes must be at least 1 (got {args.episodes})")
         tasks = [t.name for t in resolve_tasks(args.tasks)]
         source = Path(args.source)
         name = f"{source.parent.name}_{source.name}"
@@ -81,6 +83,16 @@ def main() -> None:
     except CrossoverError as e:
         sys.exit(f"error: {e}")
     print(_table(rows, tasks))
+
+
+def _budgets(text: str) -> list[int]:
+    try:
+        budgets = sorted({int(u) for u in text.split(",")})
+    except ValueError:
+        raise CrossoverError(f"--updates must be comma-separated update counts, got {text!r}") from None
+    if budgets[0] < 1:
+        raise CrossoverError(f"--updates must be >= 1, got {budgets[0]}")
+    return budgets
 
 
 def _run_config(run: Path) -> dict:

@@ -492,8 +492,8 @@ Bound = Literal["exact", "lower_bound", "upper_bound", "never", "undetermined"]
 @dataclass(frozen=True)
 class SampleEfficiency:
     """Scratch steps-to-threshold / adapted steps-to-threshold for one (target, scale, demos), both arms with the
-    same demos and over the seeds both finished. bound: 'exact'; 'lower_bound' (scratch censored: true ratio >= value); 'upper_bound' (adapted censored:
-    true ratio <= value); 'undetermined' (both censored, value None)."""
+    same demos and over the seeds both finished. bound: 'exact'; 'lower_bound' (scratch censored: true ratio >=
+    value); 'upper_bound' (adapted censored: true ratio <= value); 'undetermined' (both censored, value None)."""
 
     target: str
     scale: PretrainScale
