@@ -103,21 +103,30 @@ def _run_config(run: Path) -> dict:
 
 
 def _probe(work: Path, tasks: list[str], episodes: int, run) -> dict:
+    """Success of the planner and of the policy prior alone (a few seconds per task, no planning) per task."""
     wall0 = time.time()
-    success = {}
+    success, prior = {}, {}
     for task in tasks:
         success[task] = evaluate_run(work, task, episodes).success_rate
-        print(f"[probe] {run.updates:,} updates: {task} {success[task]:.0%}", flush=True)
+        prior[task] = evaluate_run(work, task, episodes, prior_only=True).success_rate
+        print(f"[probe] {run.updates:,} updates: {task} {success[task]:.0%} (prior alone {prior[task]:.0%})",
+              flush=True)
     return {"updates": run.updates, "pretrain_wall_s": round(run.wall_s, 1), "pretrain_cpu_s": round(run.cpu_s, 1),
             "success": success, "mean_success": round(sum(success.values()) / len(success), 4),
+            "prior_success": prior, "mean_prior_success": round(sum(prior.values()) / len(prior), 4),
             "probe_wall_s": round(time.time() - wall0, 1)}
 
 
 def _table(rows: list[dict], tasks: list[str]) -> str:
+    """Planner success per task, and the policy prior's alone after a slash (rows from before it was measured
+    show only the planner's)."""
     lines = ["updates   " + "  ".join(t.removesuffix("-v3")[:14].ljust(14) for t in tasks) + "  mean"]
     for r in rows:
-        cells = [f"{r['success'].get(t, float('nan')):.0%}".ljust(14) for t in tasks]
-        lines.append(f"{r['updates']:<9,} " + "  ".join(cells) + f"  {r['mean_success']:.0%}")
+        prior = r.get("prior_success", {})
+        cells = [(f"{r['success'].get(t, float('nan')):.0%}" + (f" / {prior[t]:.0%}" if t in prior else "")).ljust(14)
+                 for t in tasks]
+        mean = f"{r['mean_success']:.0%}" + (f" / {r['mean_prior_success']:.0%}" if prior else "")
+        lines.append(f"{r['updates']:<9,} " + "  ".join(cells) + f"  {mean}")
     return "\n".join(lines)
 
 

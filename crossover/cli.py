@@ -41,7 +41,8 @@ def _pretrain(args) -> int:
     from crossover.train.pretrain import PretrainConfig, pretrain
 
     cfg = PretrainConfig(data=args.data, tasks=args.tasks, preset=args.preset, steps=args.steps,
-                         eval_every=args.eval_every, seed=args.seed, threads=args.threads)
+                         eval_every=args.eval_every, seed=args.seed, threads=args.threads,
+                         **({} if args.bc_coef is None else {"bc_coef": args.bc_coef}))
     r = pretrain(cfg, args.out, resume=args.resume)
     print(f"[pretrain] {r.updates:,} updates on {len(r.tasks)} tasks in {r.wall_s / 60:.1f} min "
           f"({r.cpu_s / 60:.1f} CPU-min); checkpoint in {r.run_dir / 'checkpoint'}")
@@ -64,7 +65,7 @@ def _adapt(args) -> int:
 def _evaluate(args) -> int:
     from crossover.eval.run import evaluate_run
 
-    r = evaluate_run(args.run, args.task, args.episodes, args.episode_length)
+    r = evaluate_run(args.run, args.task, args.episodes, args.episode_length, prior_only=args.prior_only)
     steps = f"{r.mean_steps_to_success:.0f}" if r.mean_steps_to_success is not None else "-"
     print(f"{args.task}: success {r.success_rate:.0%} over {r.episodes} episodes, mean steps to success {steps}, "
           f"mean return {r.mean_return:.1f}")
@@ -143,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", default="1m", choices=["1m", "5m"], help="world-model size (default 1m)")
     s.add_argument("--steps", type=int, default=20_000, help="gradient updates (default 20000)")
     s.add_argument("--eval-every", type=int, default=1_000, help="held-out losses + checkpoint period, in updates")
+    s.add_argument("--bc-coef", type=float, metavar="W",
+                   help="behaviour-cloning weight on the policy prior, against offline over-estimation (default: "
+                        "PretrainConfig's, 2.5; 0 is TD-MPC2's pure max-Q prior)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -172,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", required=True)
     s.add_argument("--episodes", type=int, default=10)
     s.add_argument("--episode-length", type=int, default=200)
+    s.add_argument("--prior-only", action="store_true",
+                   help="act with the policy prior's mean action, no planning: what the prior alone has learned")
     s.set_defaults(handler=_evaluate)
 
     s = sub.add_parser("study", help="run a crossover study: pretrain, adapt vs scratch, KPIs and report",

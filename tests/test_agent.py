@@ -171,6 +171,13 @@ def test_act_pads_observations_and_masks_actions():
             assert np.all(np.abs(action) <= 1.0) and np.all(action[2:] == 0.0)
     full = a.act(padded_obs, task=0, t0=True)
     assert np.all(np.abs(full) <= 1.0) and np.all(full != 0.0)
+    # The policy prior alone: its mean in eval mode, masked like the planner's actions.
+    prior = a.act(short_obs, task=1, eval_mode=True, prior_only=True)
+    with torch.no_grad():
+        task = torch.tensor(1)
+        expected = a.model.pi(a.model.encode(torch.from_numpy(padded_obs)[None], task), task).mean[0].numpy()
+    np.testing.assert_array_equal(prior, expected)
+    assert np.all(prior[2:] == 0.0) and np.all(prior[:2] != 0.0)
     with pytest.raises(ValueError, match="obs_dim"):
         a.act(np.zeros(OBS_DIM + 1, np.float32), task=0)
     with pytest.raises(ValueError, match="task index"):
@@ -228,6 +235,34 @@ def test_training_fits_a_synthetic_system():
     assert last < 0.5 * first, (first, last)
     # Zero-initialised reward heads start at the mean |reward|; a fitted model must do much better on new data.
     assert error_after < 0.4 * error_before, (error_before, error_after)
+
+
+def test_behaviour_cloning_pulls_the_policy_prior_to_the_logged_actions():
+    """With bc_coef, the policy mean learns the data's own obs -> action rule (as TD3+BC); the pure max-Q prior of
+    TD-MPC2 has no reason to, since the rewards here do not depend on the action."""
+    gen = torch.Generator().manual_seed(0)
+    weights = torch.randn(OBS_DIM, ACTION_DIM, generator=gen)
+
+    def batch(seed: int) -> dict[str, torch.Tensor]:
+        b = random_batch(seed)
+        b["task"] = torch.zeros_like(b["task"])  # all four action dims real
+        b["action"] = torch.tanh(b["obs"][:-1] @ weights)
+        return b
+
+    def cloning_error(agent: Agent) -> float:
+        held_out = batch(999)
+        with torch.no_grad():
+            z = agent.model.encode(held_out["obs"][0], held_out["task"])
+            mean = agent.model.pi(z, held_out["task"]).mean
+        return (mean - held_out["action"][0]).square().mean().item()
+
+    errors = {}
+    for coef in (0.0, 5.0):
+        agent = make_agent(seed=0, lr=1e-3, bc_coef=coef)
+        history = [agent.update(batch(i)) for i in range(200)]
+        errors[coef] = cloning_error(agent)
+        assert (history[-1]["bc_loss"] > 0) == (coef > 0)
+    assert errors[5.0] < 0.3 * errors[0.0], errors
 
 
 def test_tensors_round_trip_through_safetensors_gives_identical_behaviour():

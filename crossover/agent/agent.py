@@ -47,6 +47,7 @@ class AgentConfig(DictConfig):
     reward_coef: float = 0.1  # weight of the reward cross-entropy
     value_coef: float = 0.1  # weight of the value cross-entropy
     entropy_coef: float = 1e-4  # weight of the policy's (scaled) entropy bonus
+    bc_coef: float = 0.0  # weight of a behaviour-cloning term on the policy prior (0: TD-MPC2's pure max-Q)
     tau: float = 0.01  # Polyak rate of the target Q and of the running Q scale
     discount: float | None = None  # fixed discount; None derives it from episode_length as TD-MPC2
     episode_length: int = 500  # used only to derive the discount (Meta-World v3 episodes are 500 steps)
@@ -118,12 +119,13 @@ class Agent:
     # --- acting ----------------------------------------------------------------------------------------------------
 
     def act(self, obs: np.ndarray, task: int, t0: bool = False, eval_mode: bool = False,
-            generator: torch.Generator | None = None) -> np.ndarray:
+            generator: torch.Generator | None = None, prior_only: bool = False) -> np.ndarray:
         """Plan one action [action_dim] for observation `obs` (zero-padded here if shorter than obs_dim).
 
         t0 marks an episode's first step (drops the warm start); eval_mode returns the planner's mean action
         instead of a sample. Padded action dims of the task are exactly 0. The planner's noise comes from
-        `generator` if given (evaluation), else from the agent's own (training).
+        `generator` if given (evaluation), else from the agent's own (training). prior_only skips planning and
+        returns the policy prior's action (its mean in eval_mode): a probe of what the prior alone has learned.
         """
         obs_dim = self.model.cfg.obs_dim
         obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32))
@@ -139,11 +141,12 @@ class Agent:
             self.model.eval()
             task_t = torch.tensor(task, dtype=torch.long)
             z = self.model.encode(obs_t.unsqueeze(0), task_t)
+            gen = generator if generator is not None else self.generator
+            if prior_only:
+                policy = self.model.pi(z, task_t, gen)
+                return (policy.mean if eval_mode else policy.action)[0].numpy().copy()
             prev_mean = None if t0 else self._prev_mean
-            action, self._prev_mean = plan(
-                self.model, z, task_t, prev_mean, self.cfg, self.discount,
-                generator if generator is not None else self.generator, eval_mode
-            )
+            action, self._prev_mean = plan(self.model, z, task_t, prev_mean, self.cfg, self.discount, gen, eval_mode)
         return action.numpy().copy()
 
     # --- learning --------------------------------------------------------------------------------------------------
@@ -208,6 +211,15 @@ class Agent:
             low, high = torch.quantile(q[0], torch.tensor([0.05, 0.95]))
             self.q_scale.lerp_((high - low).clamp(min=1.0), cfg.tau)
         pi_loss = (-(cfg.entropy_coef * policy.entropy + q / self.q_scale).mean(-1) * rho).mean()
+        # Behaviour cloning, as TD3+BC (Fujimoto & Gu, 2021): offline, max-Q alone drives the policy toward
+        # actions the data never tried, where Q is a guess; pulling its mean toward the logged actions keeps it
+        # where Q was trained. Squared error per real action dim, weighted over the horizon like the Q term.
+        bc_loss = torch.zeros(())
+        if cfg.bc_coef > 0:
+            real_dims = model.action_mask[task].sum(-1).clamp(min=1)  # [B]
+            bc = (policy.mean[:-1] - action).square().sum(-1) / real_dims  # [H, B]
+            bc_loss = (bc.mean(-1) * rho[:-1]).mean()
+            pi_loss = pi_loss + cfg.bc_coef * bc_loss
         self.pi_optim.zero_grad(set_to_none=True)
         pi_loss.backward()
         pi_grad_norm = torch.nn.utils.clip_grad_norm_(self.model.policy_parameters, cfg.grad_clip_norm, foreach=True)
@@ -217,10 +229,10 @@ class Agent:
         model.soft_update_target(cfg.tau)
 
         names = ("consistency_loss", "reward_loss", "value_loss", "model_loss", "model_grad_norm", "pi_loss",
-                 "pi_grad_norm", "pi_entropy", "q_scale", "td_target_mean")
+                 "pi_grad_norm", "pi_entropy", "q_scale", "td_target_mean", "bc_loss")
         values = torch.stack([
             consistency_loss, reward_loss, value_loss, model_loss, model_grad_norm, pi_loss,
-            pi_grad_norm, policy.entropy.mean(), self.q_scale, td_target.mean(),
+            pi_grad_norm, policy.entropy.mean(), self.q_scale, td_target.mean(), bc_loss,
         ]).detach()  # fmt: skip
         return dict(zip(names, values.tolist()))
 

@@ -22,8 +22,10 @@ class EvalResult:
         return asdict(self)
 
 
-def evaluate(agent, task: TaskSpec, task_index: int, episodes: int, episode_length: int, env=None) -> EvalResult:
-    """Run `episodes` planner-mean episodes on the fixed evaluation seeds 0..episodes-1.
+def evaluate(agent, task: TaskSpec, task_index: int, episodes: int, episode_length: int, env=None,
+             prior_only: bool = False) -> EvalResult:
+    """Run `episodes` planner-mean episodes (policy-prior-mean ones with prior_only) on the fixed evaluation seeds
+    0..episodes-1.
 
     Episode i's layout and planner noise both come from seed i, never from the agent's own generator: the result
     depends on the weights alone, and evaluating leaves the training run's random stream untouched, so a run's
@@ -38,7 +40,7 @@ def evaluate(agent, task: TaskSpec, task_index: int, episodes: int, episode_leng
             noise = torch.Generator().manual_seed(EVAL_SEED_BASE + i)
             total, first = 0.0, None
             for t in range(episode_length):
-                action = agent.act(obs, task_index, t0=t == 0, eval_mode=True, generator=noise)
+                action = agent.act(obs, task_index, t0=t == 0, eval_mode=True, generator=noise, prior_only=prior_only)
                 obs, reward, terminated, truncated, success = env.step(action)
                 total += reward
                 if success and first is None:

@@ -8,7 +8,8 @@ from crossover.eval.rollout import EvalResult, evaluate
 from crossover.tasks import get_task
 
 
-def evaluate_run(run: str | Path, task: str, episodes: int, episode_length: int = 200) -> EvalResult:
+def evaluate_run(run: str | Path, task: str, episodes: int, episode_length: int = 200,
+                 prior_only: bool = False) -> EvalResult:
     from crossover.train.checkpoint import load_checkpoint
 
     if episodes < 1:
@@ -20,4 +21,4 @@ def evaluate_run(run: str | Path, task: str, episodes: int, episode_length: int 
         known = ", ".join(tasks) if len(tasks) <= 6 else f"{', '.join(tasks[:5])} and {len(tasks) - 5} more"
         raise CrossoverError(f"{run}: the agent was not trained on {task!r} (it knows {known}); for zero-shot "
                              f"success on a new task run `crossover adapt --task {task} --from {run} --steps 0`")
-    return evaluate(agent, spec, tasks.index(task), episodes, episode_length)
+    return evaluate(agent, spec, tasks.index(task), episodes, episode_length, prior_only=prior_only)

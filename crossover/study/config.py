@@ -35,6 +35,7 @@ class StudyConfig:
     episode_length: int = 200  # steps per episode, for data, training and evaluation
     preset: str = "1m"  # world-model size, pretrained and scratch alike
     pretrain_steps: int = 20_000  # gradient updates of each pretraining run
+    pretrain_bc_coef: float = 2.5  # behaviour-cloning weight of pretraining (PretrainConfig.bc_coef); adaptation uses 0
     eval_every: int = 2_000  # evaluation period of the adaptation runs, in env steps
     eval_episodes: int = 10  # evaluation episodes per point
     seed_steps: int | None = None  # random steps before planning in scratch runs (None: adapt's default)
@@ -71,6 +72,9 @@ class StudyConfig:
         if off_grid:
             raise CrossoverError(f"budgets {off_grid} are not multiples of eval_every ({self.eval_every}); success "
                                  f"at a budget is measured by the evaluation there")
+        if isinstance(self.pretrain_bc_coef, bool) or not isinstance(self.pretrain_bc_coef, (int, float)) \
+                or self.pretrain_bc_coef < 0:
+            raise CrossoverError(f"pretrain_bc_coef must be a number >= 0, got {self.pretrain_bc_coef!r}")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
                 or not 0 < self.threshold <= 1:
             raise CrossoverError(f"threshold must be in (0, 1], got {self.threshold!r}")

@@ -202,7 +202,7 @@ def _pretrain_scale_locked(cfg: StudyConfig, out: Path, scale: Scale, progress) 
     pcfg = PretrainConfig([str(out / "data" / "sources")], tasks=",".join(tasks), preset=cfg.preset,
                           steps=cfg.pretrain_steps, episodes_per_task=scale.episodes_per_task,
                           eval_every=max(1, cfg.pretrain_steps // 5), episode_length=cfg.episode_length,
-                          threads=cfg.threads)
+                          bc_coef=cfg.pretrain_bc_coef, threads=cfg.threads)
     progress(f"[study] pretraining scale {scale.label}: {len(tasks)} source tasks x {scale.episodes_per_task} episodes")
     result = _with_rerun_on_damage(lambda resume: pretrain(pcfg, run, resume=resume, progress=progress), run, progress)
     share = scale.source_tasks * scale.episodes_per_task / (data_cost["tasks"] * data_cost["episodes_per_task"])

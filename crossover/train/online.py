@@ -97,7 +97,11 @@ def _new_agent(cfg: AdaptConfig) -> tuple[Agent, dict]:
         return Agent(model_cfg, agent_cfg, mask, cfg.seed), {"tasks": [cfg.task], "init": "scratch"}
     from crossover.train.pretrain import load_pretrained
 
-    return load_pretrained(cfg.init, cfg.task, cfg.seed)
+    agent, info = load_pretrained(cfg.init, cfg.task, cfg.seed)
+    # Both arms adapt with the same online algorithm: a behaviour-cloning term that pretraining used against
+    # offline over-estimation is a pretraining choice, and is dropped here as scratch never has it.
+    agent.cfg.bc_coef = agent_cfg.bc_coef
+    return agent, info
 
 
 def batch_to_torch(batch) -> dict[str, torch.Tensor]:
