@@ -4,16 +4,15 @@ A pretrained world model that cannot solve the tasks it was trained on (planning
 has little behaviour to pass on to a new task, so this probe says whether a pretraining budget is worth adapting
 from before a long crossover study spends hours on it.
 
-The probe copies a pretraining run (default: the reach pilot's kept 44x50 model) into a work folder, extends it to
+The probe copies a pretraining run (default: the ML45 study's kept 45x50 model) into a work folder, extends it to
 each budget in --updates (`pretrain --resume` with a larger step count, which continues the run exactly: same
-weights as one long run), and after each budget evaluates --episodes episodes on each of --tasks. Each budget's
-row goes to benchmarks/results/pretrain_probe_<name>.json as soon as it is measured; a rerun skips measured budgets
-and resumes a killed extension from its checkpoint.
+weights as one long run), and after each budget evaluates --episodes episodes on each of --tasks, with the planner
+and with the policy prior alone. Each budget's row goes to benchmarks/results/pretrain_probe_<name>.json as soon as
+it is measured; a rerun skips measured budgets and resumes a killed extension from its checkpoint.
 
-It needs the pretraining data the run was made from (its pretrain_config.json names the folder; for the reach
-pilot that is studies/reach_pilot/data/sources, which `crossover_ml45.py --config configs/reach_pilot.yaml`
-collects). The extension runs with the run's own torch threads (part of its settings: thread count changes float
-reduction order).
+It needs the pretraining data the run was made from (its pretrain_config.json names the folder; for the ML45 study
+that is studies/ml45/data/sources, which `crossover_ml45.py` collects). The extension runs with the run's own
+torch threads (part of its settings: thread count changes float reduction order).
 
 Usage (from the repository root): python benchmarks/pretrain_probe.py [--from RUN] [--updates 10000,20000,40000] [--tasks SPEC] [--episodes N]
 """
@@ -34,7 +33,7 @@ from crossover.eval.run import evaluate_run  # noqa: E402
 from crossover.tasks import resolve_tasks  # noqa: E402
 from crossover.train.pretrain import PretrainConfig, pretrain  # noqa: E402
 
-DEFAULT_RUN = RESULTS / "pretrained" / "reach_pilot" / "44x50"
+DEFAULT_RUN = RESULTS / "pretrained" / "ml45" / "45x50"
 # Source tasks of every difficulty that scratch training solves or nearly solves in 20k steps (issue 3) or that
 # need more than reaching: pressing, sliding, opening, pushing.
 DEFAULT_TASKS = ("reach-wall-v3,button-press-topdown-v3,drawer-close-v3,door-open-v3,plate-slide-v3,window-open-v3,"
