@@ -233,11 +233,13 @@ def test_bad_study_configs_are_one_line_errors(tmp_path, capsys):
                         "budgets: [0, 2500]\neval_every: 2500\n",
         "twice.yaml": "sources: ML45-train\ntargets: ML45-test\nscales: [{source_tasks: 2, episodes_per_task: 3}]\n"
                       "budgets: [0]\nseeds: [0, 1, 0]\n",
+        "negbc.yaml": "sources: ML45-train\ntargets: ML45-test\nscales: [{source_tasks: 2, episodes_per_task: 3}]\n"
+                      "budgets: [0]\npretrain_bc_coef: -1\n",
     }
     expected = {"unknown.yaml": "scalez", "overlap.yaml": "reach-v3", "broken.yaml": "not valid YAML",
                 "badtask.yaml": "reach-v3", "offgrid.yaml": "budgets [2500] are not multiples of eval_every (1000)",
                 "oddeval.yaml": "eval_every (2500) must be a multiple of episode_length (200)",
-                "twice.yaml": "seeds: [0, 1, 0] repeats a value"}
+                "twice.yaml": "seeds: [0, 1, 0] repeats a value", "negbc.yaml": "pretrain_bc_coef must be a number >= 0"}
     for name, text in cases.items():
         (tmp_path / name).write_text(text)
         assert main(["study", "--config", str(tmp_path / name), "--out", str(tmp_path / "s")]) == 2
