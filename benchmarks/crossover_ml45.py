@@ -24,7 +24,9 @@ whatever runs are finished after each run this process finishes (so a session th
 only the runs in progress) and at the end; `--max-runs 0` only writes it. `--config` runs another study the same way (e.g.
 configs/reach_pilot.yaml; its JSON is results/crossover_reach_pilot.json).
 
-Usage: python benchmarks/crossover_ml45.py [--config FILE] [--out DIR] [--max-runs N]
+`--pretrain-only` collects and pretrains (and keeps the models) without starting adaptation runs.
+
+Usage: python benchmarks/crossover_ml45.py [--config FILE] [--out DIR] [--max-runs N] [--pretrain-only]
 """
 from __future__ import annotations
 
@@ -39,8 +41,8 @@ from common import RESULTS, write_result  # noqa: E402
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.study.config import load_study_config  # noqa: E402
 from crossover.study.kpi import load_run_records  # noqa: E402
-from crossover.study.run import (report_study, restore_pretrained, restore_run_records, run_study,  # noqa: E402
-                                 save_pretrained)
+from crossover.study.run import (pretrain_scales, report_study, restore_pretrained, restore_run_records,  # noqa: E402
+                                 run_study, save_pretrained)
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -50,6 +52,8 @@ def main() -> None:
     p.add_argument("--config", default=str(CONFIGS / "ml45.yaml"), help="study config (default: configs/ml45.yaml)")
     p.add_argument("--out", default=None, help="study folder (default: studies/<config name>)")
     p.add_argument("--max-runs", type=int, default=None, help="stop after starting this many more adaptation runs")
+    p.add_argument("--pretrain-only", action="store_true",
+                   help="collect and pretrain every scale (and keep the models), but start no adaptation run")
     args = p.parse_args()
     try:
         cfg = load_study_config(args.config)
@@ -70,6 +74,11 @@ def main() -> None:
             print(f"restored {restored} finished runs from {committed_file}", flush=True)
         if models:
             print(f"restored the pretrained models of scales {', '.join(models)} from {store}", flush=True)
+        if args.pretrain_only:
+            done = pretrain_scales(cfg, out, progress=lambda line: print(line, flush=True))
+            kept = save_pretrained(cfg, out, store)
+            print(f"pretrained scales: {', '.join(done) or 'none'}; kept in {store}: {', '.join(kept) or 'nothing new'}")
+            return
         # The JSON is rewritten as each run finishes, so a session that ends without warning loses no finished run.
         run_study(cfg, out, progress=lambda line: print(line, flush=True), max_runs=args.max_runs,
                   keep_pretrained=store, on_finished=lambda _: _write_json(cfg, out, committed, name))

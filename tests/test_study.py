@@ -11,8 +11,8 @@ from crossover.errors import CrossoverError
 from crossover.version import CODE_VERSION
 from crossover.study.config import StudyConfig, load_study_config
 from crossover.study.kpi import load_run_records
-from crossover.study.run import (pretrained_weights_sha256, report_study, restore_pretrained, restore_run_records,
-                                 run_study, save_pretrained)
+from crossover.study.run import (pretrain_scales, pretrained_weights_sha256, report_study, restore_pretrained,
+                                 restore_run_records, run_study, save_pretrained)
 
 TINY = dict(sources="reach-v3,drawer-close-v3", targets="button-press-topdown-v3",
             scales=[{"source_tasks": 2, "episodes_per_task": 3}], budgets=[0, 40], seeds=[0], demos=[0],
@@ -145,6 +145,13 @@ def test_pretraining_again_gives_the_same_weights(study_dir, tmp_path):
     run_study(StudyConfig(**TINY), copy, progress=lambda _: None)
     assert pretrained_weights_sha256(copy) == pretrained_weights_sha256(study_dir)
     assert list(pretrained_weights_sha256(copy)) == ["2x3"]
+
+
+def test_pretraining_alone_makes_the_model_the_runs_use(study_dir, tmp_path):
+    fresh = tmp_path / "fresh"
+    assert pretrain_scales(StudyConfig(**TINY), fresh, progress=lambda _: None) == ["2x3"]
+    assert pretrained_weights_sha256(fresh) == pretrained_weights_sha256(study_dir)
+    assert not (fresh / "runs").exists()
 
 
 def test_a_kept_pretrained_model_is_adapted_from_without_collecting_or_pretraining(study_dir, tmp_path):

@@ -98,6 +98,14 @@ def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int |
     return list(records.values())
 
 
+def pretrain_scales(cfg: StudyConfig, out: str | Path, progress=print) -> list[str]:
+    """Collect the source data and pretrain every scale now, as run_study does on first need, but start no
+    adaptation run: to settle (and keep) a study's pretrained models before its adaptation runs. Returns the
+    labels of the scales that are finished; a scale another process is pretraining is left to it."""
+    out = _study_folder(cfg, out)
+    return [s.label for s in cfg.scales if _pretrain_scale(cfg, out, s, progress) is not None]
+
+
 def _plan(cfg: StudyConfig) -> dict[str, tuple[int, str, int, Scale | None]]:
     """run_id -> (seed, target, demos, scale or None for scratch), in the order the runs are done.
 
