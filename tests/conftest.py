@@ -1,3 +1,4 @@
+import importlib.util
 import os
 from pathlib import Path
 
@@ -26,3 +27,16 @@ def small_dataset(tmp_path_factory) -> Path:
     collect(resolve_tasks("reach-v3,drawer-close-v3"), 4, out, mix="expert:0.5,random:0.5", episode_length=100,
             flush_every=3, progress=lambda _: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """Import a script of benchmarks/ (not a package) by name, e.g. benchmark_script("pretrain_probe")."""
+    def load(name: str):
+        script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

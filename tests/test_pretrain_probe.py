@@ -1,18 +1,8 @@
 """The pretraining probe's bad input is a one-line error, given before any pretraining is extended."""
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
-
-
-def _probe_script():
-    script = Path(__file__).parents[1] / "benchmarks" / "pretrain_probe.py"
-    spec = importlib.util.spec_from_file_location("pretrain_probe", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -22,8 +12,8 @@ def _probe_script():
     (["--tasks", "reach-v9"], "reach-v9"),
     (["--from", "/nonexistent/run"], "/nonexistent/run: not a readable `crossover pretrain` run"),
 ])
-def test_bad_probe_input_is_a_one_line_error(argv, expected, monkeypatch):
-    module = _probe_script()
+def test_bad_probe_input_is_a_one_line_error(argv, expected, monkeypatch, benchmark_script):
+    module = benchmark_script("pretrain_probe")
     monkeypatch.setattr(sys, "argv", ["pretrain_probe.py", *argv])
     with pytest.raises(SystemExit) as exit_info:
         module.main()

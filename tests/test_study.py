@@ -178,18 +178,8 @@ def test_a_kept_pretrained_model_is_adapted_from_without_collecting_or_pretraini
         restore_pretrained(StudyConfig(**TINY), tmp_path / "other", store)
 
 
-def _benchmark_script():
-    import importlib.util
-
-    script = Path(__file__).parents[1] / "benchmarks" / "crossover_ml45.py"
-    spec = importlib.util.spec_from_file_location("crossover_ml45", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_benchmark_json_keeps_each_runs_own_provenance(study_dir, tmp_path, monkeypatch):
-    module = _benchmark_script()
+def test_benchmark_json_keeps_each_runs_own_provenance(study_dir, tmp_path, monkeypatch, benchmark_script):
+    module = benchmark_script("crossover_ml45")
     copy = tmp_path / "copy"
     shutil.copytree(study_dir, copy)
     own, restored = sorted(copy.glob("runs/*/result.json"))
@@ -206,8 +196,8 @@ def test_benchmark_json_keeps_each_runs_own_provenance(study_dir, tmp_path, monk
     assert written["provenance"][restored.parent.name]["code_version"] == "abc123"
 
 
-def test_damaged_committed_benchmark_json_is_a_one_line_error(tmp_path):
-    module = _benchmark_script()
+def test_damaged_committed_benchmark_json_is_a_one_line_error(tmp_path, benchmark_script):
+    module = benchmark_script("crossover_ml45")
     assert module._read_committed(tmp_path / "absent.json") == {}
     for text, expected in (("{broken", "not valid JSON"), ('{"runs": 3}', "'runs' list")):
         committed = tmp_path / "crossover_x.json"
