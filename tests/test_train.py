@@ -187,6 +187,9 @@ def test_pretrain_bad_inputs_are_one_line(tmp_path, capsys, small_dataset):
     assert "meta/info.json" in capsys.readouterr().err
     assert main(["pretrain", "--data", str(small_dataset), "--tasks", "push-v3", "--out", str(tmp_path / "p")]) == 2
     assert "no episodes of push-v3" in capsys.readouterr().err
+    assert main(["pretrain", "--data", str(small_dataset), "--bc-coef", "-1", "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--bc-coef must be >= 0 (got -1.0)" in err
 
 
 def test_evaluate_unknown_task_points_to_zero_shot(pretrained, capsys):
