@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="success rate, steps to success and return of a run's agent on a task")
     s.add_argument("run", metavar="RUN", help="a run folder from adapt or pretrain")
-    s.add_argument("--task", required=True)
+    s.add_argument("--task", required=True,
+                   help="a task the run trained on; a pretrain run also takes a new one (zero-shot success)")
     s.add_argument("--episodes", type=int, default=10)
     s.add_argument("--episode-length", type=int, default=200)
     s.add_argument("--prior-only", action="store_true",

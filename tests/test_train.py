@@ -192,7 +192,14 @@ def test_pretrain_bad_inputs_are_one_line(tmp_path, capsys, small_dataset):
     assert len(err.splitlines()) == 1 and "--bc-coef must be >= 0 (got -1.0)" in err
 
 
-def test_evaluate_unknown_task_points_to_zero_shot(pretrained, capsys):
-    assert main(["evaluate", str(pretrained), "--task", "push-v3", "--episodes", "1"]) == 2
+def test_evaluate_measures_zero_shot_on_a_new_task_from_a_pretrain_run_only(pretrained, tmp_path, capsys):
+    assert main(["evaluate", str(pretrained), "--task", "push-v3", "--episodes", "1", "--episode-length", "20",
+                 "--prior-only"]) == 0
+    out = capsys.readouterr().out
+    assert "push-v3 is new to" in out and "mean of source tasks" in out and "over 1 episodes" in out
+    main(["adapt", "--task", "reach-v3", "--steps", "0", "--eval-episodes", "1", "--episode-length", "20",
+          "--out", str(tmp_path / "a")])
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "a"), "--task", "push-v3", "--episodes", "1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "not trained on 'push-v3'" in err and "--steps 0" in err
+    assert len(err.splitlines()) == 1 and "not trained on 'push-v3'" in err and "crossover pretrain" in err
