@@ -86,7 +86,7 @@ def _study(args) -> int:
 def _report(args) -> int:
     from crossover.study.run import report_study
 
-    path, text = report_study(args.dir)
+    path, text = report_study(args.dir, args.threshold)
     print(text)
     print(f"\nreport: {path}")
     return 0
@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report", help="write report.html and print the KPI table of a study folder")
     s.add_argument("dir", metavar="DIR", help="study folder")
+    s.add_argument("--threshold", type=float, metavar="RATE",
+                   help="success rate in (0, 1] that counts as solved (default: the study's own)")
     s.set_defaults(handler=_report)
 
     s = sub.add_parser("demo", help="the built-in small study (about 15 min on 2 CPU cores), then its report")

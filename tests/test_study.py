@@ -57,6 +57,14 @@ def test_report_holds_the_figures_of_the_runs(study_dir):
     assert "Time spent evaluating is left out" in html
 
 
+def test_report_takes_another_threshold_without_rerunning(study_dir, capsys):
+    path, text = report_study(study_dir, threshold=0.3)
+    assert "steps to 0.30" in text and "success threshold 0.30" in path.read_text()
+    assert main(["report", str(study_dir), "--threshold", "1.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "threshold" in err and "1.5" in err
+
+
 def test_restart_skips_finished_runs_and_redoes_damaged_ones(study_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(study_dir, copy)

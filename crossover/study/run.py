@@ -373,8 +373,9 @@ def _copy_folder(src: Path, dst: Path) -> None:
     tmp.rename(dst)
 
 
-def report_study(out: str | Path) -> tuple[Path, str]:
-    """Write report.html for a study folder; returns its path and the text summary for the terminal."""
+def report_study(out: str | Path, threshold: float | None = None) -> tuple[Path, str]:
+    """Write report.html for a study folder; returns its path and the text summary for the terminal. `threshold`
+    replaces the study's success threshold: the runs' curves are kept whole, so no run is redone for it."""
     from crossover.study.kpi import load_run_records, summarise
     from crossover.study.report import headlines, summary_table, write_report
 
@@ -384,6 +385,6 @@ def report_study(out: str | Path) -> tuple[Path, str]:
         raise CrossoverError(f"{out}: not a study folder (no study.json); run `crossover study` first")
     cfg = StudyConfig(**json.loads(cfg_file.read_text()))
     records = load_run_records(out)  # none is an error that says where it looked
-    summary = summarise(records, cfg.threshold, cfg.budgets)
+    summary = summarise(records, cfg.threshold if threshold is None else threshold, cfg.budgets)
     path = write_report(out, summary)
     return path, "\n".join(headlines(summary) + ["", summary_table(summary)])
