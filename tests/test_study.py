@@ -27,6 +27,17 @@ def study_dir(tmp_path_factory):
     return out
 
 
+def test_runs_go_seed_by_seed_every_target_before_more_demos_scratch_next_to_pretrained():
+    from crossover.study.run import _plan
+
+    cfg = StudyConfig(**{**TINY, "targets": "button-press-topdown-v3,push-v3", "seeds": [0, 1], "demos": [0, 5]})
+    order = [(seed, demos, target, "scratch" if scale is None else "pre") for seed, target, demos, scale
+             in _plan(cfg).values()]
+    assert order[:4] == [(0, 0, "button-press-topdown-v3", "scratch"), (0, 0, "button-press-topdown-v3", "pre"),
+                         (0, 0, "push-v3", "scratch"), (0, 0, "push-v3", "pre")]
+    assert order == sorted(order, key=lambda r: (r[0], r[1])) and len(set(order)) == 16
+
+
 def test_study_runs_every_arm_and_records_costs(study_dir):
     records = {r.run_id: r for r in load_run_records(study_dir)}
     assert len(records) == 2

@@ -110,11 +110,13 @@ def _plan(cfg: StudyConfig) -> dict[str, tuple[int, str, int, Scale | None]]:
     """run_id -> (seed, target, demos, scale or None for scratch), in the order the runs are done.
 
     Seeds outermost and arms innermost: a study stopped part-way (or run in pieces) has whole comparisons,
-    scratch next to every pretrained scale for the same target, demos and seed, rather than one arm's runs."""
+    scratch next to every pretrained scale for the same target, demos and seed, rather than one arm's runs. Demo
+    counts go before targets, so the first pieces of a long study cover every target (task by task is what it
+    reports) before they add demos."""
     plan = {}
     for seed in cfg.seeds:
-        for target in cfg.target_names:
-            for demos in cfg.demos:
+        for demos in cfg.demos:
+            for target in cfg.target_names:
                 for scale in [None, *cfg.scales]:
                     arm = "scratch" if scale is None else f"pre-{scale.label}"
                     plan[f"{target}__{arm}__demos{demos}__seed{seed}"] = (seed, target, demos, scale)
