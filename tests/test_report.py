@@ -97,6 +97,21 @@ def test_headline_states_n_star_and_ratio_from_data(study_dir):
     assert "N* = 1.39 new tasks in CPU time" in page.split("<h2>")[0]  # at the top, before the first section
 
 
+def test_headline_says_final_success_when_neither_arm_reaches_the_threshold(tmp_path):
+    # Both arms censored: no ratio and no N*, but the success at the largest budget still tells them apart; the
+    # better of two scales at that budget is the one named, although the larger scale would win a tie.
+    big = {"source_tasks": 4, "episodes_per_task": 10, "label": "B"}
+    cost = {"wall_s": 100.0, "cpu_s": 100.0, "env_steps": 2000}
+    write_run(tmp_path, "scratch", "scratch", 0, [(0, 0.0, 0, 0), (1000, 0.0, 10, 10), (2000, 0.1, 20, 20)], "reach-v3")
+    write_run(tmp_path, "small", "pretrained", 0, [(0, 0.0, 0, 0), (1000, 0.2, 10, 10), (2000, 0.4, 20, 20)],
+              "reach-v3", scale=S, pretrain=cost)
+    write_run(tmp_path, "big", "pretrained", 0, [(0, 0.0, 0, 0), (1000, 0.3, 10, 10), (2000, 0.3, 20, 20)],
+              "reach-v3", scale=big, pretrain=cost)
+    (line,) = headlines(summarise(load_run_records(tmp_path), threshold=0.8, budgets=[1000, 2000]))
+    assert "undetermined" in line and "pretraining on S (2 tasks x 10 episodes)" in line, line
+    assert "at the largest budget (2,000 env steps) it succeeds 40% of the time against 10% from scratch" in line
+
+
 def test_write_report_from_records_needs_threshold_and_budgets(study_dir):
     records = load_run_records(study_dir)
     with pytest.raises(CrossoverError, match="threshold and budgets"):

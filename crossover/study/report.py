@@ -147,9 +147,9 @@ def summary_table(summary: StudySummary) -> str:
 
 def _n_star_phrase(be: BreakEven, what: str) -> str:
     if be.kind == "never":
-        return f"never in {what} (N* = infinity)"
+        return f"after no number of new tasks in {what} (N* = infinity)"
     if be.kind == "undetermined":
-        return f"undetermined in {what}"
+        return f"after an undetermined number of new tasks in {what}"
     # _fmt_n_star already carries the bound's direction ("<= 2.50"); an exact value needs its "=".
     value = _fmt_n_star(be) if be.kind != "exact" else f"= {_fmt_n_star(be)}"
     return f"after N* {value} new tasks in {what}"
@@ -193,20 +193,43 @@ def headlines(summary: StudySummary) -> list[str]:
             missing = "scratch" if "scratch" not in arms else "pretrained"
             sentences.append(f"{target}: no {missing} runs, so there is no break-even or ratio to report.")
             continue
+        # Among configurations that tie on N* (all undetermined, say), the one with the higher success at the
+        # largest budget is the better.
         best = min(
             results,
             key=lambda b: (rank[b.cpu.kind], b.cpu.n_star if b.cpu.n_star is not None else math.inf,
-                           tuple(-x for x in b.scale.order[:2]), b.demos),
+                           -_final_success(summary, b)[1], tuple(-x for x in b.scale.order[:2]), b.demos),
         )
         eff = _efficiency_for(summary, target, best.scale, best.demos)
         reasons = "; ".join(dict.fromkeys(r for r in (best.cpu.reason, best.wall.reason) if r))
         sentences.append(
             f"{target}: pretraining on {_scale_detail(best.scale)} and adapting with {best.demos} demos breaks even "
             f"{_n_star_phrase(best.cpu, 'CPU time')} and {_n_star_phrase(best.wall, 'wall-clock time')}"
-            f"{f' ({reasons})' if reasons else ''}; {_ratio_phrase(eff, summary.threshold)} "
+            f"{f' ({reasons})' if reasons else ''}; {_ratio_phrase(eff, summary.threshold)}"
+            f"{_final_success_phrase(summary, best) if eff is not None and eff.bound == 'undetermined' else ''} "
             f"(best of {len(results)} pretrained configuration{'s' if len(results) > 1 else ''})."
         )
     return sentences
+
+
+def _final_success(summary: StudySummary, be: BreakEvenResult) -> tuple[float, float]:
+    """(scratch, pretrained) mean success at the largest budget, over the seeds both finished (-1 if unknown)."""
+    point = next((c for c in summary.crossovers
+                  if (c.target, c.demos, c.budget) == (be.target, be.demos, summary.budgets[-1])), None)
+    if point is None:
+        return -1.0, -1.0
+    adapted = dict(point.by_scale).get(be.scale)
+    return (-1.0 if point.scratch_success is None else point.scratch_success,
+            -1.0 if adapted is None else adapted)
+
+
+def _final_success_phrase(summary: StudySummary, be: BreakEvenResult) -> str:
+    """When neither arm reaches the threshold the ratio says nothing; success at the largest budget still does."""
+    scratch, adapted = _final_success(summary, be)
+    if scratch < 0 or adapted < 0:
+        return ""
+    return (f"; at the largest budget ({summary.budgets[-1]:,} env steps) it succeeds {adapted:.0%} of the time "
+            f"against {scratch:.0%} from scratch")
 
 
 # ---------------------------------------------------------------------------------------------------- figures
