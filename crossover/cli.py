@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eval-every", type=int, default=1_000, help="held-out losses + checkpoint period, in updates")
     s.add_argument("--bc-coef", type=float, metavar="W",
                    help="behaviour-cloning weight on the policy prior, against offline over-estimation (default: "
-                        "PretrainConfig's, 2.5; 0 is TD-MPC2's pure max-Q prior)")
+                        "2.5; 0 is TD-MPC2's pure max-Q prior)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")

@@ -28,6 +28,11 @@ from crossover.train.metrics import MetricsLogger
 from crossover.train.online import batch_to_torch
 from crossover.train.warmup import warm_up
 
+# The default behaviour-cloning weight on the policy prior in pretraining. Offline, TD-MPC2's max-Q prior learned
+# almost no behaviour (6% zero-shot success on 8 of its own source tasks after 20k updates, planner 14%); with 2.5
+# the prior alone reached 78% after 3.5k updates (0.25: 60%). Measured on the reach pilot's data.
+BC_COEF = 2.5
+
 
 @dataclass
 class PretrainConfig:
@@ -39,10 +44,7 @@ class PretrainConfig:
     holdout: float = 0.1  # fraction of each task's episodes held out for the prediction losses (at least 1)
     eval_every: int = 1_000  # held-out losses and a checkpoint every this many updates
     episode_length: int = 200  # episode length the adapted agent will see; sets the discount as in TD-MPC2
-    # Behaviour-cloning weight on the policy prior (AgentConfig.bc_coef). Offline, TD-MPC2's max-Q prior learned
-    # almost no behaviour (6% zero-shot success on 8 of its own source tasks after 20k updates, planner 14%);
-    # with 2.5 the prior alone reached 78% after 3.5k updates (0.25: 60%). Measured on the reach pilot's data.
-    bc_coef: float = 2.5
+    bc_coef: float = BC_COEF  # behaviour-cloning weight on the policy prior (AgentConfig.bc_coef)
     seed: int = 0
     threads: int = 2
 
