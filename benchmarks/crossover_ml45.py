@@ -24,6 +24,9 @@ whatever runs are finished after each run this process finishes (so a session th
 only the runs in progress) and at the end; `--max-runs 0` only writes it. `--config` runs another study the same way (e.g.
 configs/reach_pilot.yaml; its JSON is results/crossover_reach_pilot.json).
 
+`crossover status studies/ml45` shows which runs are finished, running or stopped part-way, and estimates the
+cost of the rest from the finished runs.
+
 `--pretrain-only` collects and pretrains (and keeps the models) without starting adaptation runs.
 
 Usage: python benchmarks/crossover_ml45.py [--config FILE] [--out DIR] [--max-runs N] [--pretrain-only]

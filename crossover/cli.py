@@ -92,6 +92,13 @@ def _report(args) -> int:
     return 0
 
 
+def _status(args) -> int:
+    from crossover.study.status import format_status, study_status
+
+    print(format_status(study_status(args.dir), processes=args.processes))
+    return 0
+
+
 def _demo(args) -> int:
     from crossover.study.config import load_study_config
 
@@ -196,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threshold", type=float, metavar="RATE",
                    help="success rate in (0, 1] that counts as solved (default: the study's own)")
     s.set_defaults(handler=_report)
+
+    s = sub.add_parser("status", help="which runs of a study are finished, running, stopped or not started, and "
+                       "the cost of what is left", description="Reads a study folder without changing it: every run "
+                       "that has begun (env steps, CPU and wall-clock so far, last success) and an estimate of what "
+                       "is left from the cost of the finished runs.")
+    s.add_argument("dir", metavar="DIR", help="study folder")
+    s.add_argument("--processes", type=int, default=2, metavar="N",
+                   help="study processes side by side, for the wall-clock estimate (default 2)")
+    s.set_defaults(handler=_status)
 
     s = sub.add_parser("demo", help="the built-in small study (about 20 min on 2 CPU cores), then its report")
     s.add_argument("--out", default="studies/demo", metavar="DIR", help="study folder (default studies/demo)")

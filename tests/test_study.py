@@ -126,6 +126,37 @@ def test_runs_held_by_another_process_are_left_to_it_and_max_runs_stops(study_di
     assert "--max-runs" in said[-1] and not (copy / "runs" / held / "result.json").exists()
 
 
+def test_status_tells_finished_running_stopped_and_unstarted_runs_apart(study_dir, tmp_path, capsys):
+    from crossover.study.status import format_status, study_status
+
+    done = study_status(study_dir)
+    assert [r.state for r in done.runs] == ["finished", "finished"] and done.steps_left == 0
+    assert "2 finished" in format_status(done) and "nothing left to run" in format_status(done)
+    copy = tmp_path / "copy"
+    shutil.copytree(study_dir, copy)
+    scratch, pretrained = (next(copy.glob(f"runs/*__{arm}__*")) for arm in ("scratch", "pre-2x3"))
+    for run in (scratch, pretrained):
+        (run / "result.json").unlink()  # unfinished again, each with its checkpoint at env step 40
+    with open(copy / "locks" / f"run-{pretrained.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another process running this run would
+        runs = {r.run_id: r for r in study_status(copy).runs}
+    assert runs[scratch.name].state == "stopped" and runs[pretrained.name].state == "running"
+    assert runs[scratch.name].env_steps == 40 and runs[scratch.name].cpu_s > 0
+    shutil.rmtree(scratch)
+    status = study_status(copy)
+    assert [r.state for r in status.runs] == ["not started", "stopped"] and status.steps_left == 40
+    text = format_status(status)
+    assert "1 stopped" in text and "1 not started" in text and pretrained.name in text and scratch.name not in text
+    assert "no run has finished yet" in text
+    (copy / "study.json").write_text("{broken")
+    for argv in (["status", str(copy)], ["status", str(tmp_path / "nowhere")], ["status", str(study_dir),
+                                                                                  "--processes", "0"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+    assert main(["status", str(study_dir)]) == 0 and "2 finished" in capsys.readouterr().out
+
+
 def test_records_restored_into_a_new_folder_are_not_redone(study_dir, tmp_path):
     # What a later session does with a benchmark's committed JSON: a new work tree, the finished runs put back.
     records = [r.to_dict() for r in load_run_records(study_dir)]

@@ -382,11 +382,21 @@ def report_study(out: str | Path, threshold: float | None = None) -> tuple[Path,
     from crossover.study.report import headlines, summary_table, write_report
 
     out = Path(out)
-    cfg_file = out / "study.json"
-    if not cfg_file.exists():
-        raise CrossoverError(f"{out}: not a study folder (no study.json); run `crossover study` first")
-    cfg = StudyConfig(**json.loads(cfg_file.read_text()))
+    cfg = load_study_json(out)
     records = load_run_records(out)  # none is an error that says where it looked
     summary = summarise(records, cfg.threshold if threshold is None else threshold, cfg.budgets)
     path = write_report(out, summary)
     return path, "\n".join(headlines(summary) + ["", summary_table(summary)])
+
+
+def load_study_json(out: str | Path) -> StudyConfig:
+    """The config a study folder was started with (its study.json); errors name the folder or the file."""
+    cfg_file = Path(out) / "study.json"
+    if not cfg_file.exists():
+        raise CrossoverError(f"{out}: not a study folder (no study.json); run `crossover study` first")
+    try:
+        return StudyConfig(**json.loads(cfg_file.read_text()))
+    except json.JSONDecodeError as e:
+        raise CrossoverError(f"{cfg_file}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except TypeError as e:
+        raise CrossoverError(f"{cfg_file}: not a study config ({e})") from None

@@ -1,0 +1,132 @@
+"""Where a study stands: which runs are finished, running, stopped part-way or not started, and what is left.
+
+A long study (the ML45 benchmark is ~50 hours of 2 cores) runs in pieces over many sessions; this reads the study
+folder, without changing it, so that whoever picks it up sees at once what a restart will do and what it will cost.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from crossover.errors import CrossoverError
+from crossover.study.kpi import load_run_record
+from crossover.study.run import _claim, _plan, load_study_json
+
+STATES = ("finished", "running", "stopped", "not started")
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    run_id: str
+    state: str  # one of STATES; "running": another process holds the run's lock now
+    env_steps: int  # done so far: the last checkpoint's count for an unfinished run
+    cpu_s: float | None  # spent so far, evaluation included (None: not started)
+    wall_s: float | None
+    success: float | None  # success at the last evaluation so far
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    folder: Path
+    steps_per_run: int
+    runs: tuple[RunStatus, ...]  # in the order the study does them
+
+    def count(self, state: str) -> int:
+        return sum(r.state == state for r in self.runs)
+
+    @property
+    def steps_left(self) -> int:
+        return sum(self.steps_per_run - r.env_steps for r in self.runs if r.state != "finished")
+
+    def cost_per_step(self) -> tuple[float, float] | None:
+        """(CPU, wall-clock) seconds per env step of the finished runs, evaluation included; None if none is."""
+        done = [r for r in self.runs if r.state == "finished" and r.env_steps > 0]
+        steps = sum(r.env_steps for r in done)
+        if not steps:
+            return None
+        return sum(r.cpu_s for r in done) / steps, sum(r.wall_s for r in done) / steps
+
+
+def study_status(out: str | Path) -> StudyStatus:
+    """The state of every run of the study in `out`. A run counts as running while another process holds its
+    lock; checking takes the lock for an instant, so a study process starting at that moment may pass the run by
+    (it is then done by the next process or restart)."""
+    out = Path(out)
+    cfg = load_study_json(out)
+    runs = []
+    for run_id in _plan(cfg):
+        run = out / "runs" / run_id
+        record_file = run / "result.json"
+        if record_file.exists():
+            try:
+                record = load_run_record(record_file)
+            except CrossoverError:
+                record = None  # a restart redoes it; say so through its state
+            if record is not None:
+                cost = record.adapt_cost
+                runs.append(RunStatus(run_id, "finished", cost.env_steps, cost.cpu_s, cost.wall_s,
+                                      record.curve[-1].success if record.curve else None))
+                continue
+        state = _checkpoint_state(run)
+        if _held(out / "locks" / f"run-{run_id}.lock"):
+            kind = "running"
+        else:
+            kind = "stopped" if state is not None else "not started"
+        curve = (state or {}).get("curve") or [{}]
+        runs.append(RunStatus(run_id, kind, int((state or {}).get("env_steps", 0)), (state or {}).get("cpu_s"),
+                              (state or {}).get("wall_s"), curve[-1].get("success")))
+    return StudyStatus(out, cfg.max_budget, tuple(runs))
+
+
+def _held(lock_file: Path) -> bool:
+    """Whether another process holds a run's lock (a missing lock file is held by no one, and is not made)."""
+    if not lock_file.exists():
+        return False
+    with _claim(lock_file) as free:
+        return not free
+
+
+def _checkpoint_state(run: Path) -> dict | None:
+    """The loop state of a run's last checkpoint (or of the one being replaced, mid-save); None if it has none or
+    it cannot be read (a restart reports and redoes such a run)."""
+    for folder in ("checkpoint", ".checkpoint.old"):
+        try:
+            return json.loads((run / folder / "state.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+    return None
+
+
+def format_status(status: StudyStatus, processes: int = 2) -> str:
+    """A table of every run that has begun, a line for those that have not, and the cost of what is left as the
+    finished runs measured it."""
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise CrossoverError(f"--processes must be a whole number >= 1, got {processes!r}")
+    runs = status.runs
+    counts = ", ".join(f"{status.count(s)} {s}" for s in STATES)
+    lines = [f"{status.folder}: {len(runs)} runs of {status.steps_per_run:,} env steps: {counts}"]
+    begun = [r for r in runs if r.state != "not started"]
+    if begun:
+        width = max(len(r.run_id) for r in begun)
+        lines.append(f"{'run':<{width}}  {'state':<8}  {'env steps':>15}  {'CPU':>9}  {'wall':>9}  last success")
+        for r in begun:
+            lines.append(f"{r.run_id:<{width}}  {r.state:<8}  {f'{r.env_steps:,}/{status.steps_per_run:,}':>15}  "
+                         f"{_minutes(r.cpu_s):>9}  {_minutes(r.wall_s):>9}  "
+                         f"{'-' if r.success is None else f'{r.success:.0%}'}")
+    rate = status.cost_per_step()
+    left = status.steps_left
+    if not left:
+        lines.append("nothing left to run")
+    elif rate is None:
+        lines.append(f"left: {left:,} env steps; no run has finished yet to estimate their cost from")
+    else:
+        cpu_h, wall_h = rate[0] * left / 3600, rate[1] * left / 3600
+        lines.append(f"left: {left:,} env steps, ~{cpu_h:.1f} CPU-hours at the finished runs' {rate[0]:.2f} CPU-s "
+                     f"per env step (evaluation included), ~{wall_h / processes:.1f} h of wall-clock with "
+                     f"{processes} processes side by side; pretraining not yet done is not counted")
+    return "\n".join(lines)
+
+
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.1f} min"
