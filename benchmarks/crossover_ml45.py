@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -43,11 +44,12 @@ from common import RESULTS, write_result  # noqa: E402
 
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.study.config import load_study_config  # noqa: E402
-from crossover.study.kpi import load_run_records  # noqa: E402
+from crossover.study.kpi import comparison_rows, load_run_records, summarise  # noqa: E402
 from crossover.study.run import (pretrain_scales, report_study, restore_pretrained, restore_run_records,  # noqa: E402
                                  run_study, save_pretrained)
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
+GOAL_RATIO = 10.0  # issue 4: the pretrained agent reaches the threshold with >= 10x fewer env steps than scratch
 
 
 def main() -> None:
@@ -93,12 +95,13 @@ def main() -> None:
             return
         _, text = report_study(out)  # report.html in the study folder, and the KPI table
         print(text)
-        _write_json(cfg, out, committed, name)
+        result = _write_json(cfg, out, committed, name)
+        print(_goal_table(result["comparisons"]))
     except CrossoverError as e:
         sys.exit(f"error: {e}")
 
 
-def _write_json(cfg, out: Path, committed: dict, name: str) -> None:
+def _write_json(cfg, out: Path, committed: dict, name: str) -> dict:
     """Rewrite results/crossover_<name>.json from the finished runs in the study folder, with their provenance."""
     records = load_run_records(out)
     # Where each run came from: its own result.json says (a run restored from the JSON has none there and keeps
@@ -117,8 +120,40 @@ def _write_json(cfg, out: Path, committed: dict, name: str) -> None:
         if len(seen) > 1:
             print(f"warning: the runs of scale {label} started from {len(seen)} different pretrained models "
                   f"(see 'provenance' in the JSON)")
-    write_result(f"crossover_{name}", {"config": cfg.to_dict(), "study": str(out), "finished_runs": len(records),
-                                       "runs": [r.to_dict() for r in records], "provenance": provenance})
+    comparisons = [{**row, "goal": goal_verdict(row["ratio"])}
+                   for row in comparison_rows(summarise(records, cfg.threshold, cfg.budgets))]
+    result = {"config": cfg.to_dict(), "study": str(out), "finished_runs": len(records),
+              "goal": f">= {GOAL_RATIO:g}x fewer env steps than scratch to {cfg.threshold:.0%} success",
+              "comparisons": comparisons, "runs": [r.to_dict() for r in records], "provenance": provenance}
+    write_result(f"crossover_{name}", result)
+    return result
+
+
+def goal_verdict(ratio: dict) -> str:
+    """Whether a comparison meets the goal ratio: 'met', 'missed' or 'undetermined', minding which side of the
+    true ratio a censored figure lies on (a lower bound can only prove it met, an upper bound only missed)."""
+    value, bound = ratio["value"], ratio["bound"]
+    if value is None or bound == "undetermined":
+        return "undetermined"
+    value = math.inf if value == "inf" else value
+    if bound == "exact":
+        return "met" if value >= GOAL_RATIO else "missed"
+    if bound == "lower_bound":
+        return "met" if value >= GOAL_RATIO else "undetermined"
+    return "missed" if value < GOAL_RATIO else "undetermined"
+
+
+def _goal_table(comparisons: list[dict]) -> str:
+    """The goal, task by task: one line per pretrained configuration against scratch."""
+    signs = {"exact": "", "lower_bound": ">= ", "upper_bound": "<= "}
+    lines = [f"goal: pretrained reaches the threshold with >= {GOAL_RATIO:g}x fewer env steps than scratch",
+             f"{'target':<26} {'demos':>5} {'scale':>7} {'seeds':>5} {'ratio':>12}  goal"]
+    for c in comparisons:
+        value = c["ratio"]["value"]
+        shown = "n/a" if value is None else signs.get(c["ratio"]["bound"], "") + (
+            "inf" if value == "inf" else f"{value:.2f}x")
+        lines.append(f"{c['target']:<26} {c['demos']:>5} {c['scale']:>7} {c['seeds']:>5} {shown:>12}  {c['goal']}")
+    return "\n".join(lines)
 
 
 def _read_committed(path: Path) -> dict:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from crossover.errors import CrossoverError
-from crossover.study.kpi import (PretrainScale, SampleEfficiency, SeedStat, load_run_records,
+from crossover.study.kpi import (PretrainScale, comparison_rows, SampleEfficiency, SeedStat, load_run_records,
                                  sample_efficiency_ratio, summarise)
 from crossover.study.report import (
     BREAK_EVEN_FIGURE,
@@ -110,6 +110,20 @@ def test_headline_says_final_success_when_neither_arm_reaches_the_threshold(tmp_
     (line,) = headlines(summarise(load_run_records(tmp_path), threshold=0.8, budgets=[1000, 2000]))
     assert "undetermined" in line and "pretraining on S (2 tasks x 10 episodes)" in line, line
     assert "at the largest budget (2,000 env steps) it succeeds 40% of the time against 10% from scratch" in line
+
+
+def test_comparisons_as_plain_data_hold_the_hand_computed_kpis(study_dir):
+    rows = comparison_rows(summarise(load_run_records(study_dir), threshold=0.8, budgets=[10000, 20000]))
+    by = {(r["target"], r["demos"]): r for r in rows}
+    lock, drawer = by[("door-lock-v3", 0)], by[("drawer-open-v3", 0)]
+    assert lock["ratio"] == {"value": pytest.approx(35000 / 15000), "bound": "exact"}
+    assert lock["n_star_cpu"] == {"value": pytest.approx(1000 / 550), "bound": "exact"}
+    assert lock["success_scratch"] == {"10000": pytest.approx(0.3), "20000": pytest.approx(0.6)}
+    assert lock["success_pretrained"]["10000"] == pytest.approx(0.7) and lock["seeds"] == 2
+    assert drawer["ratio"] == {"value": 2.0, "bound": "lower_bound"}
+    assert drawer["n_star_cpu"] == {"value": 2.5, "bound": "upper_bound"}
+    assert drawer["steps_to_threshold"]["scratch"] == {"mean": 20000, "censored_seeds": 1}
+    assert len(rows) == 3 and json.dumps(rows, allow_nan=False)
 
 
 def test_write_report_from_records_needs_threshold_and_budgets(study_dir):

@@ -244,6 +244,22 @@ def test_benchmark_json_keeps_each_runs_own_provenance(study_dir, tmp_path, monk
     assert written["finished_runs"] == 2
     assert written["provenance"][own.parent.name]["code_version"] == CODE_VERSION  # its own result.json wins
     assert written["provenance"][restored.parent.name]["code_version"] == "abc123"
+    (row,) = written["comparisons"]  # the KPIs of the runs, with the goal judged from them
+    records = {r.arm: r for r in load_run_records(copy)}
+    assert row["target"] == "button-press-topdown-v3" and row["scale"] == "2x3" and row["seeds"] == 1
+    assert row["success_scratch"]["40"] == records["scratch"].curve[-1].success
+    assert row["success_pretrained"]["40"] == records["pretrained"].curve[-1].success
+    assert row["goal"] == module.goal_verdict(row["ratio"]) and json.dumps(written, allow_nan=False)
+    assert "goal" in module._goal_table(written["comparisons"]).splitlines()[0]
+
+
+@pytest.mark.parametrize("value, bound, verdict", [
+    (12.0, "exact", "met"), (9.9, "exact", "missed"), (10.0, "exact", "met"), ("inf", "exact", "met"),
+    (4.0, "lower_bound", "undetermined"), (11.0, "lower_bound", "met"), ("inf", "lower_bound", "met"),
+    (4.0, "upper_bound", "missed"), (11.0, "upper_bound", "undetermined"), (None, "undetermined", "undetermined"),
+])
+def test_benchmark_judges_the_10x_goal_from_the_side_a_bound_lies_on(value, bound, verdict, benchmark_script):
+    assert benchmark_script("crossover_ml45").goal_verdict({"value": value, "bound": bound}) == verdict
 
 
 def test_damaged_committed_benchmark_json_is_a_one_line_error(tmp_path, benchmark_script):

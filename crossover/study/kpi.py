@@ -714,3 +714,33 @@ def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[
         records=tuple(records),
         eval_time_left_out=eval_left_out,
     )
+
+
+# ---------------------------------------------------------------------------------------------- as plain data
+
+
+def comparison_rows(summary: StudySummary) -> list[dict[str, Any]]:
+    """Each pretrained configuration against scratch at the same demos, as JSON-ready data: success at each budget
+    (over the seeds every arm at those demos finished), steps to the threshold (over the seeds both finished), the
+    sample-efficiency ratio and N* in CPU and wall-clock time, each with the direction of its bound (see
+    SampleEfficiency and BreakEven). An infinite value is written "inf"."""
+    rows = []
+    for eff in summary.efficiency:
+        be = next(b for b in summary.break_evens if (b.target, b.scale, b.demos) == (eff.target, eff.scale, eff.demos))
+        points = [c for c in summary.crossovers if (c.target, c.demos) == (eff.target, eff.demos)]
+        rows.append({
+            "target": eff.target, "scale": eff.scale.label, "demos": eff.demos, "seeds": eff.scratch_steps.n,
+            "threshold": summary.threshold,
+            "success_scratch": {str(c.budget): c.scratch_success for c in points},
+            "success_pretrained": {str(c.budget): dict(c.by_scale).get(eff.scale) for c in points},
+            "steps_to_threshold": {arm: {"mean": stat.mean, "censored_seeds": stat.n_censored}
+                                   for arm, stat in (("scratch", eff.scratch_steps), ("pretrained", eff.adapted_steps))},
+            "ratio": {"value": _plain(eff.ratio), "bound": eff.bound},
+            "n_star_cpu": {"value": _plain(be.cpu.n_star), "bound": be.cpu.kind},
+            "n_star_wall": {"value": _plain(be.wall.n_star), "bound": be.wall.kind},
+        })
+    return rows
+
+
+def _plain(x: float | None) -> float | str | None:
+    return "inf" if x is not None and math.isinf(x) else x
