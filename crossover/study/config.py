@@ -36,7 +36,7 @@ class StudyConfig:
     episode_length: int = 200  # steps per episode, for data, training and evaluation
     preset: str = "1m"  # world-model size, pretrained and scratch alike
     pretrain_steps: int = 20_000  # gradient updates of each pretraining run
-    pretrain_bc_coef: float = BC_COEF  # behaviour-cloning weight of pretraining (PretrainConfig.bc_coef); adaptation uses 0
+    pretrain_bc_coef: float = BC_COEF  # behaviour-cloning weight of pretraining (PretrainConfig.bc_coef); adapt: 0
     eval_every: int = 2_000  # evaluation period of the adaptation runs, in env steps
     eval_episodes: int = 10  # evaluation episodes per point
     seed_steps: int | None = None  # random steps before planning in scratch runs (None: adapt's default)

@@ -733,8 +733,9 @@ def comparison_rows(summary: StudySummary) -> list[dict[str, Any]]:
             "threshold": summary.threshold,
             "success_scratch": {str(c.budget): c.scratch_success for c in points},
             "success_pretrained": {str(c.budget): dict(c.by_scale).get(eff.scale) for c in points},
-            "steps_to_threshold": {arm: {"mean": stat.mean, "censored_seeds": stat.n_censored}
-                                   for arm, stat in (("scratch", eff.scratch_steps), ("pretrained", eff.adapted_steps))},
+            "steps_to_threshold": {
+                arm: {"mean": stat.mean, "censored_seeds": stat.n_censored}
+                for arm, stat in (("scratch", eff.scratch_steps), ("pretrained", eff.adapted_steps))},
             "ratio": {"value": _plain(eff.ratio), "bound": eff.bound},
             "n_star_cpu": {"value": _plain(be.cpu.n_star), "bound": be.cpu.kind},
             "n_star_wall": {"value": _plain(be.wall.n_star), "bound": be.wall.kind},

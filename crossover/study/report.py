@@ -202,9 +202,13 @@ def headlines(summary: StudySummary) -> list[str]:
         )
         eff = _efficiency_for(summary, target, best.scale, best.demos)
         reasons = "; ".join(dict.fromkeys(r for r in (best.cpu.reason, best.wall.reason) if r))
+        if best.cpu.kind == best.wall.kind == "undetermined":
+            evens = "has a break-even point that is undetermined in CPU and in wall-clock time"
+        else:
+            evens = (f"breaks even {_n_star_phrase(best.cpu, 'CPU time')} and "
+                     f"{_n_star_phrase(best.wall, 'wall-clock time')}")
         sentences.append(
-            f"{target}: pretraining on {_scale_detail(best.scale)} and adapting with {best.demos} demos breaks even "
-            f"{_n_star_phrase(best.cpu, 'CPU time')} and {_n_star_phrase(best.wall, 'wall-clock time')}"
+            f"{target}: pretraining on {_scale_detail(best.scale)} and adapting with {best.demos} demos {evens}"
             f"{f' ({reasons})' if reasons else ''}; {_ratio_phrase(eff, summary.threshold)}"
             f"{_final_success_phrase(summary, best) if eff is not None and eff.bound == 'undetermined' else ''} "
             f"(best of {len(results)} pretrained configuration{'s' if len(results) > 1 else ''})."
