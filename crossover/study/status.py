@@ -62,20 +62,20 @@ def study_status(out: str | Path) -> StudyStatus:
             try:
                 record = load_run_record(record_file)
             except CrossoverError:
-                record = None  # a restart redoes it; say so through its state
+                record = None  # damaged: a restart redoes the run, so it counts as unfinished
             if record is not None:
                 cost = record.adapt_cost
                 runs.append(RunStatus(run_id, "finished", cost.env_steps, cost.cpu_s, cost.wall_s,
                                       record.curve[-1].success if record.curve else None))
                 continue
-        state = _checkpoint_state(run)
+        state = _checkpoint_state(run) or {}
         if _held(out / "locks" / f"run-{run_id}.lock"):
             kind = "running"
         else:
-            kind = "stopped" if state is not None else "not started"
-        curve = (state or {}).get("curve") or [{}]
-        runs.append(RunStatus(run_id, kind, int((state or {}).get("env_steps", 0)), (state or {}).get("cpu_s"),
-                              (state or {}).get("wall_s"), curve[-1].get("success")))
+            kind = "stopped" if state else "not started"
+        curve = state.get("curve") or [{}]
+        runs.append(RunStatus(run_id, kind, int(state.get("env_steps", 0)), state.get("cpu_s"), state.get("wall_s"),
+                              curve[-1].get("success")))
     return StudyStatus(out, cfg.max_budget, tuple(runs))
 
 
