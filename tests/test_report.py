@@ -13,6 +13,7 @@ from crossover.study.report import (
     SUCCESS_FIGURE,
     _ratio_phrase,
     headlines,
+    shared_machine_note,
     summary_table,
     write_report,
 )
@@ -110,6 +111,18 @@ def test_headline_says_final_success_when_neither_arm_reaches_the_threshold(tmp_
     (line,) = headlines(summarise(load_run_records(tmp_path), threshold=0.8, budgets=[1000, 2000]))
     assert "undetermined" in line and "pretraining on S (2 tasks x 10 episodes)" in line, line
     assert "at the largest budget (2,000 env steps) it succeeds 40% of the time against 10% from scratch" in line
+
+
+def test_runs_that_waited_for_a_core_are_named(study_dir, tmp_path):
+    assert shared_machine_note(summarise(load_run_records(study_dir), 0.8, [20000])) is None  # wall <= CPU there
+    cost = {"wall_s": 100.0, "cpu_s": 100.0, "env_steps": 2000}
+    write_run(tmp_path, "alone", "scratch", 0, [(0, 0.0, 0, 0), (2000, 0.1, 120, 100)], "reach-v3")
+    write_run(tmp_path, "shared", "pretrained", 0, [(0, 0.0, 0, 0), (2000, 0.4, 150, 100)], "reach-v3",
+              scale=S, pretrain=cost)
+    summary = summarise(load_run_records(tmp_path), threshold=0.8, budgets=[2000])
+    note = shared_machine_note(summary)
+    assert "1 run took more than 1.25x" in note and "shared (1.50x)" in note and "alone" not in note
+    assert "Note: 1 run took more than 1.25x" in write_report(tmp_path, summary).read_text()
 
 
 def test_comparisons_as_plain_data_hold_the_hand_computed_kpis(study_dir):

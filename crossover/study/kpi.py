@@ -716,6 +716,18 @@ def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[
     )
 
 
+# A run with a core to itself spends about as much wall-clock as CPU time (less on 2 threads); well above that, it
+# waited for a core other work was using.
+SHARED_MACHINE_FACTOR = 1.25
+
+
+def slowed_runs(records: Sequence[RunRecord], factor: float = SHARED_MACHINE_FACTOR) -> list[tuple[str, float]]:
+    """(run_id, wall / CPU time) of the runs whose wall-clock time exceeds `factor` times their CPU time: the
+    machine was shared while they ran, so their wall-clock costs overstate what they needed (CPU costs do not)."""
+    return [(r.run_id, r.adapt_cost.wall_s / r.adapt_cost.cpu_s) for r in records
+            if r.adapt_cost.cpu_s > 0 and r.adapt_cost.wall_s > factor * r.adapt_cost.cpu_s]
+
+
 # ---------------------------------------------------------------------------------------------- as plain data
 
 

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from crossover.atomic import write_bytes_atomic
 from crossover.errors import CrossoverError
 from crossover.study.kpi import (
+    SHARED_MACHINE_FACTOR,
     BreakEven,
     BreakEvenResult,
     GroupSummary,
@@ -23,6 +24,7 @@ from crossover.study.kpi import (
     SeedStat,
     StudySummary,
     mean_ci,
+    slowed_runs,
     success_at_budget,
     summarise,
 )
@@ -234,6 +236,17 @@ def _final_success_phrase(summary: StudySummary, be: BreakEvenResult) -> str:
         return ""
     return (f"; at the largest budget ({summary.budgets[-1]:,} env steps) it succeeds {adapted:.0%} of the time "
             f"against {scratch:.0%} from scratch")
+
+
+def shared_machine_note(summary: StudySummary) -> str | None:
+    """A warning naming the runs that waited for a core (see kpi.slowed_runs), or None if none did."""
+    slowed = slowed_runs(summary.records)
+    if not slowed:
+        return None
+    runs = ", ".join(f"{run_id} ({ratio:.2f}x)" for run_id, ratio in slowed)
+    return (f"note: {len(slowed)} run{'s' if len(slowed) > 1 else ''} took more than {SHARED_MACHINE_FACTOR:g}x "
+            f"their CPU time in wall-clock, so the machine was shared and their wall-clock costs are overstated "
+            f"(CPU costs are not): {runs}")
 
 
 # ---------------------------------------------------------------------------------------------------- figures
@@ -477,6 +490,9 @@ def _render_html(summary: StudySummary, title: str) -> str:
                     "Time spent evaluating is included: some runs were made before it was timed apart. ")
                  + "Each pretrained configuration is compared with scratch at the same number of demos, over the "
                  "seeds both finished.</p>\n")
+    shared = shared_machine_note(summary)
+    if shared:
+        parts.append(f'<p class="note">{e(shared[0].upper() + shared[1:])}.</p>\n')
     rows = []
     for b in summary.break_evens:
         notes = "; ".join(dict.fromkeys(r for r in (b.cpu.reason, b.wall.reason) if r))

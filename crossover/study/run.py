@@ -379,14 +379,15 @@ def report_study(out: str | Path, threshold: float | None = None) -> tuple[Path,
     """Write report.html for a study folder; returns its path and the text summary for the terminal. `threshold`
     replaces the study's success threshold: the runs' curves are kept whole, so no run is redone for it."""
     from crossover.study.kpi import load_run_records, summarise
-    from crossover.study.report import headlines, summary_table, write_report
+    from crossover.study.report import headlines, shared_machine_note, summary_table, write_report
 
     out = Path(out)
     cfg = load_study_json(out)
     records = load_run_records(out)  # none is an error that says where it looked
     summary = summarise(records, cfg.threshold if threshold is None else threshold, cfg.budgets)
     path = write_report(out, summary)
-    return path, "\n".join(headlines(summary) + ["", summary_table(summary)])
+    shared = shared_machine_note(summary)
+    return path, "\n".join(headlines(summary) + ["", summary_table(summary)] + ([shared] if shared else []))
 
 
 def load_study_json(out: str | Path) -> StudyConfig:
