@@ -113,6 +113,17 @@ def test_headline_says_final_success_when_neither_arm_reaches_the_threshold(tmp_
     assert "at the largest budget (2,000 env steps) it succeeds 40% of the time against 10% from scratch" in line
 
 
+def test_headline_says_when_pretraining_never_pays(tmp_path):
+    cost = {"wall_s": 100.0, "cpu_s": 100.0, "env_steps": 2000}
+    write_run(tmp_path, "scratch", "scratch", 0, [(0, 0.0, 0, 0), (1000, 0.9, 10, 10), (2000, 0.9, 20, 20)],
+              "reach-v3")
+    write_run(tmp_path, "pre", "pretrained", 0, [(0, 0.0, 0, 0), (1000, 0.1, 10, 10), (2000, 0.9, 20, 20),
+              (3000, 0.9, 30, 30)], "reach-v3", scale=S, pretrain=cost)
+    (line,) = headlines(summarise(load_run_records(tmp_path), threshold=0.8, budgets=[1000, 2000]))
+    assert "demos never breaks even, in CPU or in wall-clock time (N* = infinity)" in line, line
+    assert "it needs 2.00x more env steps than training from scratch" in line
+
+
 def test_runs_that_waited_for_a_core_are_named(study_dir, tmp_path):
     assert shared_machine_note(summarise(load_run_records(study_dir), 0.8, [20000])) is None  # wall <= CPU there
     cost = {"wall_s": 100.0, "cpu_s": 100.0, "env_steps": 2000}

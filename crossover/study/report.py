@@ -147,14 +147,23 @@ def summary_table(summary: StudySummary) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _break_even_phrase(cpu: BreakEven, wall: BreakEven) -> str:
+    """What pretraining's break-even is, in CPU and in wall-clock time, as the verb phrase of a sentence."""
+    if cpu.kind == wall.kind == "never":
+        return "never breaks even, in CPU or in wall-clock time (N* = infinity)"
+    if cpu.kind == wall.kind == "undetermined":
+        return "has a break-even point that is undetermined in CPU and in wall-clock time"
+    return f"{_n_star_phrase(cpu, 'CPU time')} and {_n_star_phrase(wall, 'wall-clock time')}"
+
+
 def _n_star_phrase(be: BreakEven, what: str) -> str:
     if be.kind == "never":
-        return f"after no number of new tasks in {what} (N* = infinity)"
+        return f"never breaks even in {what} (N* = infinity)"
     if be.kind == "undetermined":
-        return f"after an undetermined number of new tasks in {what}"
+        return f"has a break-even point that is undetermined in {what}"
     # _fmt_n_star already carries the bound's direction ("<= 2.50"); an exact value needs its "=".
     value = _fmt_n_star(be) if be.kind != "exact" else f"= {_fmt_n_star(be)}"
-    return f"after N* {value} new tasks in {what}"
+    return f"breaks even after N* {value} new tasks in {what}"
 
 
 def _both_zero_shot(eff: SampleEfficiency) -> bool:
@@ -204,13 +213,9 @@ def headlines(summary: StudySummary) -> list[str]:
         )
         eff = _efficiency_for(summary, target, best.scale, best.demos)
         reasons = "; ".join(dict.fromkeys(r for r in (best.cpu.reason, best.wall.reason) if r))
-        if best.cpu.kind == best.wall.kind == "undetermined":
-            evens = "has a break-even point that is undetermined in CPU and in wall-clock time"
-        else:
-            evens = (f"breaks even {_n_star_phrase(best.cpu, 'CPU time')} and "
-                     f"{_n_star_phrase(best.wall, 'wall-clock time')}")
         sentences.append(
-            f"{target}: pretraining on {_scale_detail(best.scale)} and adapting with {best.demos} demos {evens}"
+            f"{target}: pretraining on {_scale_detail(best.scale)} and adapting with {best.demos} demos "
+            f"{_break_even_phrase(best.cpu, best.wall)}"
             f"{f' ({reasons})' if reasons else ''}; {_ratio_phrase(eff, summary.threshold)}"
             f"{_final_success_phrase(summary, best) if eff is not None and eff.bound == 'undetermined' else ''} "
             f"(best of {len(results)} pretrained configuration{'s' if len(results) > 1 else ''})."
