@@ -118,6 +118,8 @@ def load_run_record(path: str | Path) -> RunRecord:
         raise RunRecordError(f"{path}: run record not found") from None
     except json.JSONDecodeError as exc:
         raise RunRecordError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (OSError, ValueError) as exc:  # unreadable, or not UTF-8 text
+        raise RunRecordError(f"{path}: cannot read the run record ({exc})") from None
     return parse_run_record(data, source=str(path))
 
 

@@ -224,7 +224,9 @@ def headlines(summary: StudySummary) -> list[str]:
 
 
 def _final_success(summary: StudySummary, be: BreakEvenResult) -> tuple[float, float]:
-    """(scratch, pretrained) mean success at the largest budget, over the seeds both finished (-1 if unknown)."""
+    """(scratch, pretrained) mean success at the largest budget, over the seeds that scratch and every pretrained
+    configuration with these demos finished, as the crossover table has it (-1 if unknown). With one scale, or all
+    scales at the same seeds, these are the seeds of the ratio beside it."""
     point = next((c for c in summary.crossovers
                   if (c.target, c.demos, c.budget) == (be.target, be.demos, summary.budgets[-1])), None)
     if point is None:

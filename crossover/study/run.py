@@ -399,5 +399,7 @@ def load_study_json(out: str | Path) -> StudyConfig:
         return StudyConfig(**json.loads(cfg_file.read_text()))
     except json.JSONDecodeError as e:
         raise CrossoverError(f"{cfg_file}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except (OSError, ValueError) as e:  # unreadable, or not UTF-8 text
+        raise CrossoverError(f"{cfg_file}: cannot read it ({e})") from None
     except TypeError as e:
         raise CrossoverError(f"{cfg_file}: not a study config ({e})") from None

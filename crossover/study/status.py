@@ -5,13 +5,15 @@ folder, without changing it, so that whoever picks it up sees at once what a res
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from crossover.errors import CrossoverError
 from crossover.study.kpi import load_run_record
-from crossover.study.run import _claim, _plan, load_study_json
+from crossover.study.run import _plan, load_study_json
 
 STATES = ("finished", "running", "stopped", "not started")
 
@@ -51,7 +53,7 @@ class StudyStatus:
 def study_status(out: str | Path) -> StudyStatus:
     """The state of every run of the study in `out`. A run counts as running while another process holds its
     lock; checking takes the lock for an instant, so a study process starting at that moment may pass the run by
-    (it is then done by the next process or restart)."""
+    (it is then done by the next process or restart). A damaged record or checkpoint counts as not there."""
     out = Path(out)
     cfg = load_study_json(out)
     runs = []
@@ -68,33 +70,47 @@ def study_status(out: str | Path) -> StudyStatus:
                 runs.append(RunStatus(run_id, "finished", cost.env_steps, cost.cpu_s, cost.wall_s,
                                       record.curve[-1].success if record.curve else None))
                 continue
-        state = _checkpoint_state(run) or {}
+        state = _checkpoint_state(run)
         if _held(out / "locks" / f"run-{run_id}.lock"):
             kind = "running"
         else:
             kind = "stopped" if state else "not started"
-        curve = state.get("curve") or [{}]
-        runs.append(RunStatus(run_id, kind, int(state.get("env_steps", 0)), state.get("cpu_s"), state.get("wall_s"),
-                              curve[-1].get("success")))
+        if state is None:
+            runs.append(RunStatus(run_id, kind, 0, None, None, None))
+        else:
+            runs.append(RunStatus(run_id, kind, *state))
     return StudyStatus(out, cfg.max_budget, tuple(runs))
 
 
 def _held(lock_file: Path) -> bool:
-    """Whether another process holds a run's lock (a missing lock file is held by no one, and is not made)."""
-    if not lock_file.exists():
+    """Whether another process holds a run's lock. The file is opened read-only and never made: a missing or
+    unreadable lock file counts as held by no one."""
+    try:
+        fd = os.open(lock_file, os.O_RDONLY)
+    except OSError:
         return False
-    with _claim(lock_file) as free:
-        return not free
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the lock if it was taken
+    return False
 
 
-def _checkpoint_state(run: Path) -> dict | None:
-    """The loop state of a run's last checkpoint (or of the one being replaced, mid-save); None if it has none or
-    it cannot be read (a restart reports and redoes such a run)."""
+def _checkpoint_state(run: Path) -> tuple[int, float, float, float | None] | None:
+    """(env steps, CPU s, wall s, last success) from a run's last checkpoint (or from the one being replaced,
+    mid-save); None if it has none or it cannot be read (a restart reports and redoes such a run)."""
     for folder in ("checkpoint", ".checkpoint.old"):
         try:
-            return json.loads((run / folder / "state.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
+            state = json.loads((run / folder / "state.json").read_text())
+            curve = state["curve"]
+            success = curve[-1]["success"] if curve else None
+            values = (int(state["env_steps"]), float(state["cpu_s"]), float(state["wall_s"]),
+                      None if success is None else float(success))
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            continue  # missing or damaged
+        return values
     return None
 
 
