@@ -124,6 +124,15 @@ def test_headline_says_when_pretraining_never_pays(tmp_path):
     assert "it needs 2.00x more env steps than training from scratch" in line
 
 
+def test_an_infinite_ratio_is_written_as_inf(tmp_path):
+    cost = {"wall_s": 100.0, "cpu_s": 100.0, "env_steps": 2000}
+    write_run(tmp_path, "scratch", "scratch", 0, [(0, 0.0, 0, 0), (1000, 0.1, 10, 10), (2000, 0.2, 20, 20)], "reach-v3")
+    write_run(tmp_path, "pre", "pretrained", 0, [(0, 0.9, 0, 0), (1000, 0.9, 10, 10), (2000, 1.0, 20, 20)],
+              "reach-v3", scale=S, pretrain=cost)  # solved zero-shot: 0 steps against scratch's censored 2,000
+    (row,) = comparison_rows(summarise(load_run_records(tmp_path), threshold=0.8, budgets=[2000]))
+    assert row["ratio"] == {"value": "inf", "bound": "lower_bound"} and json.dumps(row, allow_nan=False)
+
+
 def test_runs_that_waited_for_a_core_are_named(study_dir, tmp_path):
     assert shared_machine_note(summarise(load_run_records(study_dir), 0.8, [20000])) is None  # wall <= CPU there
     cost = {"wall_s": 100.0, "cpu_s": 100.0, "env_steps": 2000}
