@@ -133,16 +133,25 @@ def _study_folder(cfg: StudyConfig, out: str | Path) -> Path:
 def _bind_config(folder: Path, cfg: StudyConfig, refusal: str) -> None:
     """Tie `folder` to one study config through its study.json; one holding another config is refused with
     `refusal`, a damaged one named."""
-    cfg_file = folder / "study.json"
-    if cfg_file.exists():
-        try:
-            held = json.loads(cfg_file.read_text())
-        except json.JSONDecodeError as e:
-            raise CrossoverError(f"{cfg_file}: not valid JSON ({e.msg} at line {e.lineno})") from None
-        if held != cfg.to_dict():
-            raise CrossoverError(f"{folder}: {refusal}")
+    held = _read_study_json(folder)
+    if held is not None and held != cfg.to_dict():
+        raise CrossoverError(f"{folder}: {refusal}")
     folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(cfg_file, cfg.to_dict())
+    write_json_atomic(folder / "study.json", cfg.to_dict())
+
+
+def _read_study_json(folder: Path) -> dict | None:
+    """The study config saved in `folder` (its study.json) as written, None if there is none; a damaged one is a
+    one-line error naming it."""
+    cfg_file = folder / "study.json"
+    if not cfg_file.exists():
+        return None
+    try:
+        return json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as e:
+        raise CrossoverError(f"{cfg_file}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except (OSError, ValueError) as e:  # unreadable, or not UTF-8 text
+        raise CrossoverError(f"{cfg_file}: cannot read it ({e})") from None
 
 
 @contextmanager
@@ -392,14 +401,10 @@ def report_study(out: str | Path, threshold: float | None = None) -> tuple[Path,
 
 def load_study_json(out: str | Path) -> StudyConfig:
     """The config a study folder was started with (its study.json); errors name the folder or the file."""
-    cfg_file = Path(out) / "study.json"
-    if not cfg_file.exists():
+    held = _read_study_json(Path(out))
+    if held is None:
         raise CrossoverError(f"{out}: not a study folder (no study.json); run `crossover study` first")
     try:
-        return StudyConfig(**json.loads(cfg_file.read_text()))
-    except json.JSONDecodeError as e:
-        raise CrossoverError(f"{cfg_file}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    except (OSError, ValueError) as e:  # unreadable, or not UTF-8 text
-        raise CrossoverError(f"{cfg_file}: cannot read it ({e})") from None
+        return StudyConfig(**held)
     except TypeError as e:
-        raise CrossoverError(f"{cfg_file}: not a study config ({e})") from None
+        raise CrossoverError(f"{Path(out) / 'study.json'}: not a study config ({e})") from None

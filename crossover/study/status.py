@@ -6,7 +6,6 @@ folder, without changing it, so that whoever picks it up sees at once what a res
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from crossover.errors import CrossoverError
 from crossover.study.kpi import load_run_record
 from crossover.study.run import _plan, load_study_json
+from crossover.train.checkpoint import read_checkpoint_state
 
 STATES = ("finished", "running", "stopped", "not started")
 
@@ -99,19 +99,16 @@ def _held(lock_file: Path) -> bool:
 
 
 def _checkpoint_state(run: Path) -> tuple[int, float, float, float | None] | None:
-    """(env steps, CPU s, wall s, last success) from a run's last checkpoint (or from the one being replaced,
-    mid-save); None if it has none or it cannot be read (a restart reports and redoes such a run)."""
-    for folder in ("checkpoint", ".checkpoint.old"):
-        try:
-            state = json.loads((run / folder / "state.json").read_text())
-            curve = state["curve"]
-            success = curve[-1]["success"] if curve else None
-            values = (int(state["env_steps"]), float(state["cpu_s"]), float(state["wall_s"]),
-                      None if success is None else float(success))
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
-            continue  # missing or damaged
-        return values
-    return None
+    """(env steps, CPU s, wall s, last success) from a run's last checkpoint; None if it has none or it cannot be
+    read (a restart reports and redoes such a run)."""
+    try:
+        state = read_checkpoint_state(run / "checkpoint")
+        curve = state["curve"]
+        success = curve[-1]["success"] if curve else None
+        return (int(state["env_steps"]), float(state["cpu_s"]), float(state["wall_s"]),
+                None if success is None else float(success))
+    except (CrossoverError, KeyError, IndexError, TypeError, ValueError):
+        return None  # missing or damaged
 
 
 def format_status(status: StudyStatus, processes: int = 2) -> str:

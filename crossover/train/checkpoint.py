@@ -45,9 +45,7 @@ def save_checkpoint(path: str | Path, agent: Agent, state: dict, buffer: dict[st
 
 def load_checkpoint(path: str | Path) -> tuple[Agent, dict, dict[str, np.ndarray] | None]:
     """(agent, state, buffer arrays or None); a missing or damaged file is an error naming it."""
-    path = Path(path)
-    if not path.exists() and path.with_name(f".{path.name}.old").exists():
-        path = path.with_name(f".{path.name}.old")  # killed between the two renames of save_checkpoint
+    path = _existing(Path(path))
     if not path.exists():
         raise CrossoverError(f"{path}: no checkpoint there; give the folder of a `crossover pretrain` or `adapt` run")
     for name in (MODEL_FILE, CONFIG_FILE, STATE_FILE):
@@ -65,6 +63,27 @@ def load_checkpoint(path: str | Path) -> tuple[Agent, dict, dict[str, np.ndarray
     except (KeyError, ValueError, RuntimeError) as e:
         raise CheckpointError(path / MODEL_FILE, f"does not match {path / CONFIG_FILE} ({str(e).splitlines()[0]})")
     return agent, state, buffer
+
+
+def _existing(path: Path) -> Path:
+    """The checkpoint folder, or the one it replaced if the run was killed between save_checkpoint's two renames."""
+    old = path.with_name(f".{path.name}.old")
+    return old if not path.exists() and old.exists() else path
+
+
+def read_checkpoint_state(path: str | Path) -> dict:
+    """Only the loop state (counters, curve, ...) of a checkpoint, without loading its tensors; a missing or
+    damaged file is an error naming it."""
+    file = _existing(Path(path)) / STATE_FILE
+    try:
+        state = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(file, "missing; the checkpoint is incomplete") from None
+    except (OSError, ValueError) as e:  # unreadable, not UTF-8, or not JSON
+        raise CheckpointError(file, f"cannot be read ({e})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(file, "holds no loop state")
+    return state
 
 
 def has_checkpoint(run: Path) -> bool:
