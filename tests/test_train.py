@@ -1,7 +1,9 @@
 """Real (tiny) training runs: pretraining loss falls, online runs resume exactly, checkpoints round-trip."""
 import csv
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,7 +11,7 @@ import time
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from crossover.cli import main
 from crossover.errors import CrossoverError
@@ -104,24 +106,29 @@ def test_adapt_resume_after_sigkill_is_exact(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a), "weights after resume differ from the uninterrupted run"
 
 
-def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, monkeypatch):
+def _killed_in_episode(n, cfg, out, monkeypatch):
+    """Start adapt run `cfg` in `out`, checkpointing after every episode, and stop it in its n-th episode."""
     from crossover.train import online
 
-    cfg = AdaptConfig("reach-v3", steps=90, eval_every=90, eval_episodes=1, episode_length=30, seed=3, seed_steps=30)
-    adapt(cfg, tmp_path / "clean", **QUIET)
-    monkeypatch.setattr(online, "CHECKPOINT_EVERY_S", 0.0)  # a checkpoint after every episode
+    monkeypatch.setattr(online, "CHECKPOINT_EVERY_S", 0.0)
     real_episode, calls = online._train_episode, []
 
-    def dies_in_third_episode(*args):
+    def dies(*args):
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == n:
             raise KeyboardInterrupt  # stands in for a kill: the run stops between checkpoints
         return real_episode(*args)
 
-    monkeypatch.setattr(online, "_train_episode", dies_in_third_episode)
+    monkeypatch.setattr(online, "_train_episode", dies)
     with pytest.raises(KeyboardInterrupt):
-        adapt(cfg, tmp_path / "killed", **QUIET)
+        adapt(cfg, out, **QUIET)
     monkeypatch.setattr(online, "_train_episode", real_episode)
+
+
+def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, monkeypatch):
+    cfg = AdaptConfig("reach-v3", steps=90, eval_every=90, eval_episodes=1, episode_length=30, seed=3, seed_steps=30)
+    adapt(cfg, tmp_path / "clean", **QUIET)
+    _killed_in_episode(3, cfg, tmp_path / "killed", monkeypatch)
     said = []
     adapt(cfg, tmp_path / "killed", resume=True, progress=said.append)
     assert "at env step 60" in said[0]  # from the periodic checkpoint, not the evaluation at step 0
@@ -131,6 +138,30 @@ def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, m
     a = load_file(str(tmp_path / "clean/checkpoint/model.safetensors"))
     b = load_file(str(tmp_path / "killed/checkpoint/model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a), "weights after resume differ from the uninterrupted run"
+
+
+def test_fine_tuning_resumes_from_its_weights_moved_elsewhere_but_not_from_other_weights(pretrained, tmp_path,
+                                                                                         monkeypatch):
+    # A study folder moved, or named by another path, gives its runs another `init`; a run resumes if that folder
+    # holds the very weights it started from, which its checkpoint records by digest.
+    first = tmp_path / "first"
+    shutil.copytree(pretrained, first)
+    cfg = AdaptConfig("push-v3", init=str(first), steps=60, eval_every=60, eval_episodes=1, episode_length=20)
+    run = tmp_path / "ft"
+    _killed_in_episode(2, cfg, run, monkeypatch)
+    moved = first.rename(tmp_path / "moved")
+    other = tmp_path / "other"  # same shapes, other weights
+    shutil.copytree(moved, other)
+    weights = load_file(str(other / "checkpoint/model.safetensors"))
+    name = next(k for k in weights if k.startswith("model."))
+    weights[name] = weights[name] + 1.0
+    save_file(weights, str(other / "checkpoint/model.safetensors"))
+    with pytest.raises(CrossoverError, match=r"different settings \(init\)"):
+        adapt(dataclasses.replace(cfg, init=str(other)), run, resume=True, **QUIET)
+    said = []
+    r = adapt(dataclasses.replace(cfg, init=str(moved)), run, resume=True, progress=said.append)
+    assert any("same content" in line for line in said) and r.env_steps == 60
+    assert json.loads((run / "adapt_config.json").read_text())["init"] == str(moved)
 
 
 def test_learning_curve_does_not_depend_on_how_often_it_is_evaluated(tmp_path):

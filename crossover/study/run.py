@@ -13,7 +13,6 @@ Layout of a study folder:
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import resource
 import shutil
@@ -259,6 +258,7 @@ def _finished_record(record_file: Path, progress) -> Path | None:
 
 def _adapt_run(cfg: StudyConfig, out: Path, run_id: str, target: str, scale: Scale | None, demos: int, seed: int,
                pretrain_cost: dict | None, progress) -> Path:
+    from crossover.train.checkpoint import weights_sha256
     from crossover.train.online import AdaptConfig, adapt
 
     run = out / "runs" / run_id
@@ -280,7 +280,7 @@ def _adapt_run(cfg: StudyConfig, out: Path, run_id: str, target: str, scale: Sca
         "pretrain_cost": None if pretrain_cost is None else {k: pretrain_cost[k] for k in ("wall_s", "cpu_s", "env_steps")},
         # Which code made the run and which weights it started from (not read by the KPIs).
         "provenance": {"code_version": CODE_VERSION,
-                       "pretrained_weights_sha256": None if scale is None else _weights_sha256(Path(acfg.init))},
+                       "pretrained_weights_sha256": None if scale is None else weights_sha256(Path(acfg.init))},
     }
     parse_run_record(record, str(record_file))  # the schema check, before anything is written
     write_json_atomic(record_file, record)
@@ -317,20 +317,14 @@ def pretrained_weights_sha256(out: str | Path) -> dict[str, str]:
     """Scale label -> SHA-256 of its pretrained checkpoint's weights file, for every finished pretraining scale.
     Pretraining is seeded, so two sessions that each pretrain a scale should get the same digest; a second digest
     for one scale says runs of that scale started from different models."""
+    from crossover.train.checkpoint import weights_sha256
+
     digests = {}
     for cost in sorted(Path(out).glob("pretrain/*/cost.json")):
-        digest = _weights_sha256(cost.parent)
+        digest = weights_sha256(cost.parent)
         if digest:
             digests[cost.parent.name] = digest
     return digests
-
-
-def _weights_sha256(pretrain_run: Path) -> str | None:
-    """SHA-256 of a pretraining run's checkpoint weights file; None if it has none."""
-    from crossover.train.checkpoint import MODEL_FILE
-
-    weights = pretrain_run / "checkpoint" / MODEL_FILE
-    return hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else None
 
 
 def save_pretrained(cfg: StudyConfig, out: str | Path, store: str | Path) -> list[str]:

@@ -5,10 +5,12 @@ saving keeps its previous checkpoint.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 from safetensors import SafetensorError
@@ -86,31 +88,46 @@ def read_checkpoint_state(path: str | Path) -> dict:
     return state
 
 
+def weights_sha256(run: str | Path) -> str | None:
+    """SHA-256 of the weights file of training run `run`'s checkpoint (None if it has none): names a model by its
+    content, wherever its folder lies."""
+    weights = Path(run) / "checkpoint" / MODEL_FILE
+    return hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else None
+
+
 def has_checkpoint(run: Path) -> bool:
     return (run / "checkpoint").exists() or (run / ".checkpoint.old").exists()
 
 
-def prepare_run(run: Path, config_file: str, config: dict, resume: bool, progress, may_grow: tuple = ()) -> bool:
+def prepare_run(run: Path, config_file: str, config: dict, resume: bool, progress, may_grow: tuple = (),
+                same: dict[str, Callable[[Any, Any], bool]] | None = None) -> bool:
     """Decide how a training run starts; returns True when it resumes from its checkpoint.
 
     Resuming needs the settings it was started with, except that the settings named in `may_grow` may be raised
-    (pretraining's `steps`: a longer run continues a shorter one exactly, its learning rate being constant). A
-    folder holding a run is never overwritten unless --resume was asked for and the run died before its first
-    checkpoint, in which case it starts over.
+    (pretraining's `steps`: a longer run continues a shorter one exactly, its learning rate being constant), and
+    a setting in `same` may change when same[name](saved value, new value) says both name the same thing (an
+    adaptation's `init`: the folder of the very weights it started from, wherever that folder now lies). The
+    config file is rewritten to the new values. A folder holding a run is never overwritten unless --resume was
+    asked for and the run died before its first checkpoint, in which case it starts over.
     """
     if resume and has_checkpoint(run):
         try:
             saved = json.loads((run / config_file).read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise CheckpointError(run / config_file, f"cannot read the run's settings ({e}); start the run afresh")
+        same = same or {}
         changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
         grown = [k for k in changed if k in may_grow and k in saved and config.get(k, 0) > saved[k]]
-        if len(grown) < len(changed):
-            raise CrossoverError(f"{run}: --resume with different settings "
-                                 f"({', '.join(k for k in changed if k not in grown)}); "
+        moved = [k for k in changed if k in same and k in saved and k in config and same[k](saved[k], config[k])]
+        refused = [k for k in changed if k not in grown and k not in moved]
+        if refused:
+            raise CrossoverError(f"{run}: --resume with different settings ({', '.join(refused)}); "
                                  f"use the original ones or another --out")
         if grown:
             progress(f"{run}: extending the run: " + ", ".join(f"{k} {saved[k]:,} -> {config[k]:,}" for k in grown))
+        for k in moved:
+            progress(f"{run}: {k} {saved[k]} is now {config[k]} (same content)")
+        if changed:
             write_json_atomic(run / config_file, config)
         return True
     if run.exists() and any(run.iterdir()):

@@ -23,8 +23,8 @@ from crossover.errors import CrossoverError
 from crossover.eval.rollout import evaluate
 from crossover.model.world_model import WorldModelConfig
 from crossover.tasks import get_task, make_env
-from crossover.train.checkpoint import (generator_state, load_checkpoint, prepare_run, restore_generator,
-                                       save_checkpoint)
+from crossover.train.checkpoint import (generator_state, load_checkpoint, prepare_run, read_checkpoint_state,
+                                       restore_generator, save_checkpoint, weights_sha256)
 from crossover.train.metrics import MetricsLogger
 from crossover.train.warmup import warm_up
 
@@ -111,13 +111,24 @@ def batch_to_torch(batch) -> dict[str, torch.Tensor]:
             "task": torch.from_numpy(batch.task)}
 
 
+def _same_start(ckpt: Path, saved: str, new: str) -> bool:
+    """Whether a run saved as fine-tuning `saved` may resume given `new` (say, its study folder was moved, or named
+    by another path): yes if `new` holds the very weights the run's checkpoint recorded starting from. Runs begun
+    before that was recorded (2026-11-26) resume only with the same `init` as before."""
+    if "scratch" in (saved, new):
+        return False
+    recorded = read_checkpoint_state(ckpt).get("init_info", {}).get("weights_sha256")
+    return recorded is not None and recorded == weights_sha256(new)
+
+
 def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=print) -> AdaptResult:
     """Train on `cfg.task` for `cfg.steps` env steps, writing metrics and checkpoints to `out`."""
     out = Path(out)
     ckpt = out / "checkpoint"
     torch.set_num_threads(cfg.threads)
     spec = get_task(cfg.task)
-    resume = prepare_run(out, "adapt_config.json", asdict(cfg), resume, progress)
+    resume = prepare_run(out, "adapt_config.json", asdict(cfg), resume, progress,
+                         same={"init": lambda saved, new: _same_start(ckpt, saved, new)})
     if resume:
         agent, state, buffer_state = load_checkpoint(ckpt)
         task_index = state["task_index"]

@@ -23,7 +23,7 @@ from crossover.model.layers import soft_cross_entropy, two_hot
 from crossover.model.world_model import WorldModelConfig
 from crossover.tasks import get_task, resolve_tasks
 from crossover.train.checkpoint import (generator_state, load_checkpoint, prepare_run, restore_generator,
-                                       save_checkpoint)
+                                       save_checkpoint, weights_sha256)
 from crossover.train.metrics import MetricsLogger
 from crossover.train.online import batch_to_torch
 from crossover.train.warmup import warm_up
@@ -202,8 +202,9 @@ def load_pretrained(run_dir: str | Path, target: str, seed: int) -> tuple[Agent,
     tasks = list(state["tasks"])
     spec = get_task(target)
     agent.generator.manual_seed(seed)  # adaptation seeds differ from each other, not from the pretraining seed
+    start = {"init": str(run_dir), "weights_sha256": weights_sha256(run_dir)}  # which weights, by content
     if target in tasks:
-        return agent, {"tasks": tasks, "init": str(run_dir), "embedding_from": target, "seen_in_pretraining": True}
+        return agent, {"tasks": tasks, **start, "embedding_from": target, "seen_in_pretraining": True}
     mask = torch.zeros(agent.model_cfg.action_dim)
     mask[: spec.action_dim] = 1
     agent.add_task(mask)
@@ -212,7 +213,7 @@ def load_pretrained(run_dir: str | Path, target: str, seed: int) -> tuple[Agent,
         with torch.no_grad():
             mean = emb.weight[:-1].mean(0)
             emb.weight[-1] = mean / mean.norm().clamp(min=1e-6) * emb.weight[:-1].norm(dim=-1).mean()
-    return agent, {"tasks": tasks + [target], "init": str(run_dir), "embedding_from": "mean of source tasks",
+    return agent, {"tasks": tasks + [target], **start, "embedding_from": "mean of source tasks",
                    "seen_in_pretraining": False}
 
 
