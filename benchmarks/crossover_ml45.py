@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, write_result  # noqa: E402
 
 from crossover.errors import CrossoverError  # noqa: E402
+from crossover.locks import claim  # noqa: E402
 from crossover.study.config import load_study_config  # noqa: E402
 from crossover.study.kpi import comparison_rows, load_run_records, summarise  # noqa: E402
 from crossover.study.run import (pretrain_scales, report_study, restore_pretrained, restore_run_records,  # noqa: E402
@@ -102,7 +103,14 @@ def main() -> None:
 
 
 def _write_json(cfg, out: Path, committed: dict, name: str) -> dict:
-    """Rewrite results/crossover_<name>.json from the finished runs in the study folder, with their provenance."""
+    """Rewrite results/crossover_<name>.json from the finished runs in the study folder, with their provenance.
+    One process at a time: two finishing runs at once would otherwise each write the folder as it saw it, and
+    the one read first could land last, without the other's run."""
+    with claim(out / "locks" / "benchmark-json.lock", wait=True):
+        return _write_json_locked(cfg, out, committed, name)
+
+
+def _write_json_locked(cfg, out: Path, committed: dict, name: str) -> dict:
     records = load_run_records(out)
     # Where each run came from: its own result.json says (a run restored from the JSON has none there and keeps
     # the one the JSON holds; a run made before runs recorded it shows as unknown).

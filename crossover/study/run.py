@@ -12,17 +12,16 @@ Layout of a study folder:
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import resource
 import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from crossover.data.collect import collect
 from crossover.atomic import write_json_atomic
 from crossover.errors import CheckpointError, CrossoverError
+from crossover.locks import claim
 from crossover.study.config import Scale, StudyConfig
 from crossover.study.kpi import load_run_record, parse_run_record
 from crossover.tasks import resolve_tasks
@@ -60,7 +59,7 @@ def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int |
         for n, (run_id, (seed, target, demos, scale)) in enumerate(plan.items(), 1):
             if run_id in records:
                 continue
-            with _claim(out / "locks" / f"run-{run_id}.lock") as claimed:
+            with claim(out / "locks" / f"run-{run_id}.lock") as claimed:
                 if not claimed:
                     held += 1
                     continue
@@ -153,22 +152,8 @@ def _read_study_json(folder: Path) -> dict | None:
         raise CrossoverError(f"{cfg_file}: cannot read it ({e})") from None
 
 
-@contextmanager
-def _claim(lock_file: Path, wait: bool = False):
-    """Yield True if this process holds `lock_file` exclusively (always, when wait=True); the OS drops the lock
-    when the process dies, so a killed run is never left claimed."""
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-
-
 def _collect_sources(cfg: StudyConfig, out: Path, progress) -> dict:
-    with _claim(out / "locks" / "collect.lock", wait=True):  # a second process waits, then reuses the data
+    with claim(out / "locks" / "collect.lock", wait=True):  # a second process waits, then reuses the data
         return _collect_sources_locked(cfg, out, progress)
 
 
@@ -204,7 +189,7 @@ def _collect_sources_locked(cfg: StudyConfig, out: Path, progress) -> dict:
 def _pretrain_scale(cfg: StudyConfig, out: Path, scale: Scale, progress) -> dict | None:
     """Pretrain at one scale (or reuse a finished run); its cost includes its share of data collection.
     None when another process is pretraining this scale."""
-    with _claim(out / "locks" / f"pretrain-{scale.label}.lock") as claimed:
+    with claim(out / "locks" / f"pretrain-{scale.label}.lock") as claimed:
         return _pretrain_scale_locked(cfg, out, scale, progress) if claimed else None
 
 
@@ -333,7 +318,7 @@ def save_pretrained(cfg: StudyConfig, out: str | Path, store: str | Path) -> lis
     trees adapt from these very weights instead of pretraining again, and all runs of a scale share one model."""
     out, store = Path(out), Path(store)
     copied = []
-    with _claim(out / "locks" / "save-pretrained.lock", wait=True):  # two processes may end at once
+    with claim(out / "locks" / "save-pretrained.lock", wait=True):  # two processes may end at once
         for scale in cfg.scales:
             run, kept = out / "pretrain" / scale.label, store / scale.label
             if (run / "cost.json").exists() and not (kept / "cost.json").exists():
@@ -355,7 +340,7 @@ def restore_pretrained(cfg: StudyConfig, out: str | Path, store: str | Path) -> 
     for scale in cfg.scales:
         run, kept = out / "pretrain" / scale.label, store / scale.label
         # The scale's pretraining lock: a process restoring or pretraining it now is left alone.
-        with _claim(out / "locks" / f"pretrain-{scale.label}.lock") as claimed:
+        with claim(out / "locks" / f"pretrain-{scale.label}.lock") as claimed:
             if claimed and (kept / "cost.json").exists() and not (run / "cost.json").exists():
                 _copy_folder(kept, run)  # an unfinished pretraining there is replaced by the kept one
                 restored.append(scale.label)

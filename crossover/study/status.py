@@ -5,12 +5,11 @@ folder, without changing it, so that whoever picks it up sees at once what a res
 """
 from __future__ import annotations
 
-import fcntl
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from crossover.errors import CrossoverError
+from crossover.locks import held_elsewhere
 from crossover.study.kpi import load_run_record
 from crossover.study.run import _plan, load_study_json
 from crossover.train.checkpoint import read_checkpoint_state
@@ -71,7 +70,7 @@ def study_status(out: str | Path) -> StudyStatus:
                                       record.curve[-1].success if record.curve else None))
                 continue
         state = _checkpoint_state(run)
-        if _held(out / "locks" / f"run-{run_id}.lock"):
+        if held_elsewhere(out / "locks" / f"run-{run_id}.lock"):
             kind = "running"
         else:
             kind = "stopped" if state else "not started"
@@ -80,22 +79,6 @@ def study_status(out: str | Path) -> StudyStatus:
         else:
             runs.append(RunStatus(run_id, kind, *state))
     return StudyStatus(out, cfg.max_budget, tuple(runs))
-
-
-def _held(lock_file: Path) -> bool:
-    """Whether another process holds a run's lock. The file is opened read-only and never made: a missing or
-    unreadable lock file counts as held by no one."""
-    try:
-        fd = os.open(lock_file, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops the lock if it was taken
-    return False
 
 
 def _checkpoint_state(run: Path) -> tuple[int, float, float, float | None] | None:
