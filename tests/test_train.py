@@ -164,6 +164,18 @@ def test_fine_tuning_resumes_from_its_weights_moved_elsewhere_but_not_from_other
     assert json.loads((run / "adapt_config.json").read_text())["init"] == str(moved)
 
 
+def test_a_run_begun_before_digests_were_recorded_resumes_only_from_the_same_folder(tmp_path, monkeypatch):
+    from crossover.train.online import _same_start
+
+    ckpt = tmp_path / "run" / "checkpoint"
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.json").write_text(json.dumps({"init_info": {"init": "pre"}}))  # no weights_sha256
+    monkeypatch.chdir(tmp_path)
+    assert _same_start(ckpt, "pre", str(tmp_path / "pre"))  # the same folder, named relative or absolute
+    assert not _same_start(ckpt, "pre", str(tmp_path / "moved"))
+    assert not _same_start(ckpt, "scratch", "pre")
+
+
 def test_learning_curve_does_not_depend_on_how_often_it_is_evaluated(tmp_path):
     # Evaluation draws its planner noise from its own seeds, so evaluating more often changes nothing in training,
     # and the step both runs evaluate gets the same figure.

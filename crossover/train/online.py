@@ -114,11 +114,13 @@ def batch_to_torch(batch) -> dict[str, torch.Tensor]:
 def _same_start(ckpt: Path, saved: str, new: str) -> bool:
     """Whether a run saved as fine-tuning `saved` may resume given `new` (say, its study folder was moved, or named
     by another path): yes if `new` holds the very weights the run's checkpoint recorded starting from. Runs begun
-    before that was recorded (2026-11-26) resume only with the same `init` as before."""
+    before that was recorded (2026-11-26) need `new` to be the same folder as before."""
     if "scratch" in (saved, new):
         return False
     recorded = read_checkpoint_state(ckpt).get("init_info", {}).get("weights_sha256")
-    return recorded is not None and recorded == weights_sha256(new)
+    if recorded is None:
+        return Path(saved).resolve() == Path(new).resolve()
+    return recorded == weights_sha256(new)
 
 
 def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=print) -> AdaptResult:
