@@ -1,15 +1,18 @@
 """Collecting real Meta-World episodes: experts succeed, seeds reproduce, and a killed run resumes exactly."""
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from crossover.cli import main
-from crossover.data.collect import collect, parse_mix, parse_policy, plan
+from crossover.data.collect import collect, parse_mix, parse_policy, plan, slot_policies
 from crossover.data.episodes import EpisodeDataset
 from crossover.data.inspect import inspect_dataset
 from crossover.errors import CrossoverError
@@ -72,9 +75,72 @@ def test_policy_and_mix_parsing():
     assert [p.name for p, _ in mix] == ["expert", "noisy:0.3", "random"]
     jobs = plan(resolve_tasks("reach-v3"), 10, mix, seed=0)
     assert [j.policy.name for j in jobs].count("expert") == 5 and len({j.seed for j in jobs}) == 10
-    for bad in ["noisy", "noisy:-1", "greedy", "expert:0.5", "expert:x"]:
+    for bad in ["noisy", "noisy:-1", "noisy:nan", "greedy", "expert:0.5", "expert:x", "expert:nan,random:1"]:
         with pytest.raises(CrossoverError):
             parse_mix(bad) if ":" in bad and bad.startswith("expert") else parse_policy(bad)
+    for bad in [dict(episode_length=-5), dict(seed=-1)]:
+        with pytest.raises(CrossoverError, match="episode-length|seed"):
+            collect(resolve_tasks("reach-v3"), 1, "/nonexistent/never-made", **bad, progress=lambda _: None)
+
+
+def test_every_prefix_of_a_tasks_slots_holds_the_mix():
+    # Extending a dataset, or pretraining on its first n episodes per task, keeps the policy mix.
+    mix = parse_mix("expert:0.5,noisy:0.3:0.3,random:0.2")
+    policies = [p.name for p in slot_policies(mix, 50)]
+    for n in range(1, 51):
+        assert slot_policies(mix, n) == slot_policies(mix, 50)[:n]
+        for p, f in mix:
+            assert abs(policies[:n].count(p.name) - f * n) < 1, (n, p.name)
+    assert [policies[:10].count(k) for k in ("expert", "noisy:0.3", "random")] == [5, 3, 2]
+
+
+def test_extending_a_mixed_dataset_gives_the_episodes_of_collecting_it_whole(tmp_path):
+    tasks, quiet = resolve_tasks("reach-v3"), (lambda _: None)
+    args = dict(mix="expert:0.5,random:0.5", episode_length=20, progress=quiet)
+    collect(tasks, 2, tmp_path / "grown", **args)
+    collect(tasks, 4, tmp_path / "grown", **args)
+    collect(tasks, 4, tmp_path / "whole", **args)
+    grown, whole = _episodes(tmp_path / "grown"), _episodes(tmp_path / "whole")
+    assert [grown[k].policy for k in sorted(grown)] == [whole[k].policy for k in sorted(whole)] \
+        == ["expert", "random", "expert", "random"]
+    for k in whole:
+        np.testing.assert_array_equal(grown[k].obs, whole[k].obs)
+    with pytest.raises(CrossoverError, match="mix expert:0.5,random:0.5"):
+        collect(tasks, 4, tmp_path / "grown", mix="expert:0.75,random:0.25", episode_length=20, progress=quiet)
+    # A dataset of the first version filled its slots in blocks (expert, expert, random, random): not added to.
+    info_file = tmp_path / "whole/meta/info.json"
+    info = json.loads(info_file.read_text())
+    del info["crossover"]["extra"]["collect"]["slot_order"]
+    info_file.write_text(json.dumps(info))
+    with pytest.raises(CrossoverError, match="slot order blocks"):
+        collect(tasks, 6, tmp_path / "whole", **args)
+
+
+def test_a_dataset_another_tool_wrote_is_refused_untouched(lerobot_fixture, tmp_path):
+    theirs = tmp_path / "theirs"
+    shutil.copytree(lerobot_fixture, theirs)
+    before = sorted(p.relative_to(theirs) for p in theirs.rglob("*"))
+    with pytest.raises(CrossoverError, match="another tool"):
+        collect(resolve_tasks("reach-v3"), 1, theirs, episode_length=20, progress=lambda _: None)
+    assert sorted(p.relative_to(theirs) for p in theirs.rglob("*")) == before
+    # ...and one of its data files without a column an episode needs is named, not a KeyError.
+    data_file = next(theirs.glob("data/chunk-*/*.parquet"))
+    pq.write_table(pq.read_table(data_file).drop_columns(["next.success"]), data_file)
+    with pytest.raises(CrossoverError, match=r"file-000.parquet: no column 'next.success'"):
+        next(EpisodeDataset(theirs).iter_episodes())
+
+
+def test_reopening_a_dataset_rebuilds_metadata_a_killed_writer_left_behind(tmp_path):
+    out, quiet = tmp_path / "ds", (lambda _: None)
+    collect(resolve_tasks("reach-v3"), 1, out, episode_length=20, progress=quiet)
+    stale = {name: (out / "meta" / name).read_bytes() for name in ("tasks.parquet", "info.json")}
+    collect(resolve_tasks("reach-v3,push-v3"), 1, out, episode_length=20, progress=quiet)
+    for name, data in stale.items():  # as if killed after the episode rows were committed
+        (out / "meta" / name).write_bytes(data)
+    assert EpisodeDataset(out).task_names == ["reach-v3"]
+    collect(resolve_tasks("reach-v3,push-v3"), 1, out, episode_length=20, progress=quiet)  # nothing left to collect
+    ds = EpisodeDataset(out)
+    assert ds.task_names == ["reach-v3", "push-v3"] and ds.info["total_episodes"] == 2
 
 
 def test_resume_with_other_seed_is_refused(small_dataset):

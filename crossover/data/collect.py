@@ -2,10 +2,13 @@
 
 Every episode has a fixed place in a plan (task-major, slot 0..N-1 per task) and its own seed derived from
 (run seed, task, slot), so the same seed gives the same episodes with any number of workers, and a rerun on
-the same folder skips the slots already committed instead of starting over.
+the same folder skips the slots already committed instead of starting over. Policies take turns over the slots
+in proportion to the mix, so the first n slots of a task hold the mix too: a dataset extended to more episodes
+keeps it, and so does pretraining on the first n episodes per task (a smaller pretraining scale).
 """
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import time
 from collections import Counter
@@ -39,7 +42,7 @@ def parse_policy(text: str) -> PolicySpec:
             sigma = float(rest)
         except ValueError:
             sigma = -1.0
-        if sigma <= 0:
+        if not (math.isfinite(sigma) and sigma > 0):
             raise CrossoverError(f"policy {text!r}: noisy needs a positive noise level, e.g. noisy:0.3")
         return PolicySpec("noisy", sigma)
     raise CrossoverError(f"unknown policy {text!r}: use expert, random or noisy:SIGMA")
@@ -54,7 +57,7 @@ def parse_mix(text: str) -> list[tuple[PolicySpec, float]]:
             frac = float(frac_text)
         except ValueError:
             raise CrossoverError(f"--mix entry {part!r}: expected POLICY:FRACTION, e.g. expert:0.5 or noisy:0.3:0.2")
-        if not policy_text or frac < 0:
+        if not policy_text or not (math.isfinite(frac) and frac >= 0):
             raise CrossoverError(f"--mix entry {part!r}: expected POLICY:FRACTION with a fraction >= 0")
         mix.append((parse_policy(policy_text), frac))
     total = sum(f for _, f in mix)
@@ -72,13 +75,25 @@ class EpisodeJob:
     seed: int
 
 
-def plan(tasks: list[TaskSpec], episodes: int, mix: list[tuple[PolicySpec, float]], seed: int) -> list[EpisodeJob]:
-    """Task-major plan; policies fill each task's slots in mix order, counts by largest remainder."""
-    raw = [f * episodes for _, f in mix]
-    counts = [int(r) for r in raw]
-    for i in sorted(range(len(mix)), key=lambda i: raw[i] - counts[i], reverse=True)[: episodes - sum(counts)]:
+SLOT_ORDER = "interleaved"  # recorded with a dataset; datasets of the first version filled slots in blocks
+
+
+def slot_policies(mix: list[tuple[PolicySpec, float]], episodes: int) -> list[PolicySpec]:
+    """The policy of slots 0..episodes-1: each slot goes to the policy furthest behind its share so far (the
+    earlier one in the mix on a tie). Every prefix of the list keeps each policy within one episode of its share,
+    and a longer list starts with the shorter one."""
+    counts = [0] * len(mix)
+    policies = []
+    for n in range(1, episodes + 1):
+        i = max(range(len(mix)), key=lambda i: (mix[i][1] * n - counts[i], -i))
         counts[i] += 1
-    policies = [p for (p, _), c in zip(mix, counts) for _ in range(c)]
+        policies.append(mix[i][0])
+    return policies
+
+
+def plan(tasks: list[TaskSpec], episodes: int, mix: list[tuple[PolicySpec, float]], seed: int) -> list[EpisodeJob]:
+    """Task-major plan; each task's slots take policies from `slot_policies`, each its own seed."""
+    policies = slot_policies(mix, episodes)
     number = {t.name: i for i, t in enumerate(all_tasks())}
     jobs = []
     for task in tasks:
@@ -88,7 +103,15 @@ def plan(tasks: list[TaskSpec], episodes: int, mix: list[tuple[PolicySpec, float
     return jobs
 
 
-_ENVS: dict = {}  # per process: (task, episode length) -> (env, expert); envs are slow to build, so they are reused
+# Per process: the last (task, episode length) -> (env, expert). Simulators are slow to build, so consecutive
+# episodes of one task share one; plans are task-major, so one is enough, and the previous one is closed.
+_ENVS: dict = {}
+
+
+def close_envs() -> None:
+    for env, _ in _ENVS.values():
+        env.close()
+    _ENVS.clear()
 
 
 def run_episode(job: EpisodeJob, episode_length: int | None = None) -> Episode:
@@ -96,6 +119,7 @@ def run_episode(job: EpisodeJob, episode_length: int | None = None) -> Episode:
 
     key = (job.task, episode_length)
     if key not in _ENVS:
+        close_envs()
         spec = get_task(job.task)
         _ENVS[key] = (make_env(spec, episode_length), make_expert(spec))
     env, expert = _ENVS[key]
@@ -144,19 +168,48 @@ def collect(tasks: list[TaskSpec], episodes: int, out: str | Path, policy: str |
         raise CrossoverError(f"--flush-every must be at least 1 (got {flush_every})")
     if workers < 1:
         raise CrossoverError(f"--workers must be at least 1 (got {workers})")
+    if episode_length is not None and episode_length < 1:
+        raise CrossoverError(f"--episode-length must be at least 1 (got {episode_length})")
+    if seed < 0:
+        raise CrossoverError(f"--seed must be >= 0 (got {seed})")
     policy_mix = parse_mix(mix) if mix else [(parse_policy(policy or "expert"), 1.0)]
     spec0 = tasks[0]
     if any((t.obs_dim, t.action_dim, t.fps) != (spec0.obs_dim, spec0.action_dim, spec0.fps) for t in tasks):
         raise CrossoverError("tasks with different observation/action sizes or rates go into separate datasets")
-    recipe = {"seed": seed, "mix": [[p.name, f] for p, f in policy_mix], "episode_length": episode_length or spec0.episode_length}
+    recipe = {"seed": seed, "mix": [[p.name, f] for p, f in policy_mix],
+              "episode_length": episode_length or spec0.episode_length, "slot_order": SLOT_ORDER}
     writer = EpisodeWriter(out, spec0.obs_dim, spec0.action_dim, spec0.fps, spec0.embodiment,
                            {t.name: t.description for t in tasks})
-    old = writer.extra.get("collect")
-    if old and (old["seed"], old["episode_length"]) != (recipe["seed"], recipe["episode_length"]):
-        writer.close()
-        raise CrossoverError(f"{out}: was collected with seed {old['seed']} and episode length {old['episode_length']}; "
-                             f"rerun with the same values to add to it, or choose another --out")
-    writer.extra["collect"] = recipe
+    with writer:  # on an error the lock is let go, and what was committed is kept
+        _check_recipe(out, writer.extra.get("collect"), recipe)
+        writer.extra["collect"] = recipe
+        return _collect_into(writer, tasks, episodes, out, policy_mix, workers, seed, episode_length, flush_every,
+                             progress)
+
+
+def _check_recipe(out: str | Path, old: dict | None, new: dict) -> None:
+    """Adding to a dataset needs the recipe it was collected with; otherwise the new episodes would not be the
+    ones the plan promises."""
+    if not old:
+        return
+    # With one policy the slot order makes no difference; with several, the first version's blocks do.
+    order = old.get("slot_order", "blocks") if len(old["mix"]) > 1 else new["slot_order"]
+    was = {"seed": old["seed"], "episode length": old["episode_length"], "mix": old["mix"], "slot order": order}
+    now = {"seed": new["seed"], "episode length": new["episode_length"], "mix": new["mix"],
+           "slot order": new["slot_order"]}
+    changed = [k for k in was if was[k] != now[k]]
+    if changed:
+        said = "; ".join(f"{k} {_recipe_value(was[k])}" for k in changed)
+        raise CrossoverError(f"{out}: was collected with {said}; rerun with the same settings to add to it, or "
+                             f"choose another --out")
+
+
+def _recipe_value(v) -> str:
+    return ",".join(f"{name}:{f:g}" for name, f in v) if isinstance(v, list) else str(v)
+
+
+def _collect_into(writer: EpisodeWriter, tasks: list[TaskSpec], episodes: int, out: str | Path, policy_mix,
+                  workers: int, seed: int, episode_length: int | None, flush_every: int, progress) -> CollectResult:
     done = writer.committed_slots
     jobs = [j for j in plan(tasks, episodes, policy_mix, seed) if (j.task, j.slot) not in done]
     skipped = len(tasks) * episodes - len(jobs)
@@ -198,8 +251,9 @@ def collect(tasks: list[TaskSpec], episodes: int, out: str | Path, policy: str |
                 expert = f" | expert success {wins / runs:.0%}" if runs else ""
                 progress(f"[collect] {n}/{len(jobs)} episodes, {frames} frames, {rate:,.0f} frames/s{expert}, "
                          f"~{left:.0f}s left{task_note}")
-        writer.close()
     finally:
         if pool:
             pool.terminate()
+        else:
+            close_envs()
     return CollectResult(Path(out), len(jobs), skipped, frames, time.time() - start)

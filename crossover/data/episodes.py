@@ -29,6 +29,7 @@ CHUNKS_SIZE = 1000  # files per chunk folder, as LeRobot
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
+FRAME_COLUMNS = ("index", "observation.state", "action", "next.reward", "next.done", "next.success")  # read per frame
 OURS = "crossover"  # key / column prefix for fields LeRobot does not define
 
 
@@ -144,12 +145,15 @@ class EpisodeWriter:
     """Appends episodes to a dataset folder (new or existing). One writer per folder at a time (a lock file).
 
     `add` buffers; `flush` writes the buffered episodes as one new data file and commits them. On opening an
-    existing folder, files left by a killed writer that no episode row points at are removed.
+    existing folder, files left by a killed writer that no episode row points at are removed, and the metadata is
+    rebuilt from the episode rows. Only datasets Crossover wrote are opened: another tool's (LeRobot's, say) is
+    refused before anything in it is touched.
     """
 
     def __init__(self, root: str | Path, obs_dim: int, action_dim: int, fps: int, robot_type: str,
                  descriptions: dict[str, str] | None = None, extra: dict | None = None):
         self.root = Path(root)
+        _refuse_foreign(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = open(self.root / ".lock", "w")
         try:
@@ -168,12 +172,15 @@ class EpisodeWriter:
                     raise CrossoverError(f"{ds.root / 'meta/info.json'}: {name} has shape {ds.features[name]['shape']}, "
                                          f"this run writes {self.features[name]['shape']}; use another --out")
             self.rows = ds.episodes
-            self.tasks = ds.task_names
+            # Tasks in the order they were first written (their task_index); a stale tasks.parquet misses the last.
+            self.tasks = list(dict.fromkeys([*ds.task_names, *(r["tasks"][0] for r in self.rows)]))
             self.descriptions = {**ds.descriptions, **self.descriptions}
             self.extra = {**ds.info.get(OURS, {}).get("extra", {}), **self.extra}
         else:
             self.rows, self.tasks = [], []
         self._remove_uncommitted()
+        if self.rows:  # a writer killed while writing the metadata left some of it behind the episode rows
+            self._write_meta()
 
     def _remove_uncommitted(self) -> None:
         used = {self.root / r["data_path"] for r in self.rows}
@@ -226,8 +233,9 @@ class EpisodeWriter:
         self._write_meta()
 
     def _write_meta(self) -> None:
+        """Tasks, stats and info first, the episode rows last: the rows are the commit point, and a writer that
+        reopens the folder rebuilds the rest from them."""
         meta = self.root / "meta"
-        write_atomic(self.root / EPISODES_PATH, lambda p: pq.write_table(_episodes_table(self.rows), p))
         write_atomic(meta / "tasks.parquet", lambda p: pq.write_table(_tasks_table(self.tasks, self.descriptions), p))
         write_json_atomic(meta / "stats.json", _aggregate_stats([r["stats"] for r in self.rows]))
         total = self.rows[-1]["dataset_to_index"]
@@ -242,6 +250,7 @@ class EpisodeWriter:
                            "'crossover/*' of meta/episodes"},
         }
         write_json_atomic(meta / "info.json", info)
+        write_atomic(self.root / EPISODES_PATH, lambda p: pq.write_table(_episodes_table(self.rows), p))
 
     def close(self) -> None:
         self.flush()
@@ -255,6 +264,19 @@ class EpisodeWriter:
             self.close()
         else:  # keep what was committed; drop the unflushed buffer
             self._lock.close()
+
+
+def _refuse_foreign(root: Path) -> None:
+    info = root / "meta" / "info.json"
+    if not info.exists():
+        return
+    try:
+        ours = OURS in json.loads(info.read_text())
+    except (OSError, ValueError) as e:
+        raise CrossoverError(f"{info}: cannot be read ({e}); choose another --out") from None
+    if not ours:
+        raise CrossoverError(f"{root}: holds a dataset another tool wrote (no '{OURS}' section in meta/info.json); "
+                             f"Crossover adds episodes only to its own datasets, so choose another --out")
 
 
 def _column_numpy(table: pa.Table, name: str) -> np.ndarray:
@@ -315,8 +337,11 @@ class EpisodeDataset:
         self.features: dict = self.info["features"]
         self.fps: int = self.info["fps"]
         tasks = _read_parquet(self.root / "meta/tasks.parquet")
-        names = tasks.column("__index_level_0__").to_pylist() if "__index_level_0__" in tasks.column_names \
-            else tasks.column("task").to_pylist()
+        name_column = next((c for c in ("__index_level_0__", "task") if c in tasks.column_names), None)
+        if name_column is None or "task_index" not in tasks.column_names:
+            raise CrossoverError(f"{self.root / 'meta/tasks.parquet'}: needs columns task_index and the task names "
+                                 f"(as the pandas index or a 'task' column); has {', '.join(tasks.column_names)}")
+        names = tasks.column(name_column).to_pylist()
         order = tasks.column("task_index").to_pylist()
         self.task_names: list[str] = [n for _, n in sorted(zip(order, names))]
         self.descriptions: dict[str, str] = dict(self.info.get(OURS, {}).get("descriptions", {}))
@@ -352,6 +377,10 @@ class EpisodeDataset:
                 by_file.setdefault(r["data_path"], []).append(r)
         for rel, rows in by_file.items():
             table = _read_parquet(self.root / rel)
+            missing = [c for c in FRAME_COLUMNS if c not in table.column_names]
+            if missing:
+                raise CrossoverError(f"{self.root / rel}: no column {missing[0]!r}; an episode needs "
+                                     f"{', '.join(FRAME_COLUMNS)}")
             cols = {name: _column_numpy(table, name) for name in table.column_names}
             first = int(cols["index"][0])
             for r in rows:

@@ -18,7 +18,7 @@ class GroupSummary:
     frames: int
     success_rate: float  # fraction of episodes with success at any step
     mean_length: float
-    mean_first_success: float | None  # mean step of first success, over successful episodes
+    mean_first_success: float | None  # mean steps taken up to the first success (1 = the first step), over successes
 
 
 @dataclass
@@ -43,7 +43,7 @@ def inspect_dataset(root: str | Path) -> DatasetSummary:
     if not problems:  # reading damaged files would only repeat the problem
         for ep in ds.iter_episodes():
             hits = np.flatnonzero(ep.success)
-            stats[(ep.task, ep.policy)].append((len(ep), int(hits[0]) if len(hits) else None))
+            stats[(ep.task, ep.policy)].append((len(ep), int(hits[0]) + 1 if len(hits) else None))
     groups = []
     for (task, policy), eps in sorted(stats.items()):
         firsts = [f for _, f in eps if f is not None]
