@@ -99,8 +99,10 @@ def _new_agent(cfg: AdaptConfig) -> tuple[Agent, dict]:
 
     agent, info = load_pretrained(cfg.init, cfg.task, cfg.seed)
     # Both arms adapt with the same online algorithm: a behaviour-cloning term that pretraining used against
-    # offline over-estimation is a pretraining choice, and is dropped here as scratch never has it.
+    # offline over-estimation is a pretraining choice, and is dropped here as scratch never has it; the discount
+    # follows the target's episode length, as scratch's does, whatever length the source episodes had.
     agent.cfg.bc_coef = agent_cfg.bc_coef
+    agent.cfg.episode_length, agent.cfg.discount = agent_cfg.episode_length, agent_cfg.discount
     return agent, info
 
 
@@ -134,7 +136,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
     if resume:
         agent, state, buffer_state = load_checkpoint(ckpt)
         task_index = state["task_index"]
-        buffer = TrajectoryBuffer(state["tasks"], spec.obs_dim, agent.model_cfg.action_dim, state["capacity"])
+        buffer = TrajectoryBuffer(state["tasks"], agent.model_cfg.obs_dim, agent.model_cfg.action_dim, state["capacity"])
         buffer.load_state(buffer_state)
         rng = restore_generator(state["rng"])
         progress(f"[adapt] resuming {out} at env step {state['env_steps']}")
@@ -145,7 +147,8 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         task_index = info["tasks"].index(cfg.task)
         capacity = cfg.steps + (cfg.demos + 2) * (cfg.episode_length + 1)
         # The buffer knows every task of the model, so its task ids are the model's; only the target gets data.
-        buffer = TrajectoryBuffer(info["tasks"], spec.obs_dim, agent.model_cfg.action_dim, capacity)
+        # The model's sizes, not the task's: a model shared with larger embodiments takes zero-padded rows.
+        buffer = TrajectoryBuffer(info["tasks"], agent.model_cfg.obs_dim, agent.model_cfg.action_dim, capacity)
         rng = np.random.default_rng(cfg.seed)
         for d in range(cfg.demos):  # demonstrations: scripted expert on layouts of their own
             job = EpisodeJob(cfg.task, -1, d, PolicySpec("expert"), _episode_seed(cfg.seed + 1, d))

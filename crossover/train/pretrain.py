@@ -191,8 +191,8 @@ def load_pretrained(run_dir: str | Path, target: str, seed: int) -> tuple[Agent,
     """The pretrained agent with `target` added as a new task (or reused, if it was a source task).
 
     The new task's embedding starts as the normalised mean of the source embeddings: with no data from the new
-    task yet, that is the choice that favours no single source task. `choose_source_task` can refine it once a
-    few episodes exist.
+    task yet, that is the choice that favours no single source task. `adapt` replaces it by `choose_source_task`
+    when it is given demos (with none, the mean stays).
     """
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint"
