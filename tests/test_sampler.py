@@ -16,12 +16,19 @@ def test_shapes_masks_and_alignment(small_dataset):
     assert b.task.shape == (64,) and set(b.task) <= {0, 1}
     assert (b.obs_mask[:, :39] == 1).all() and (b.obs_mask[:, 39:] == 0).all() and (b.obs[..., 39:] == 0).all()
     assert (b.action_mask[:, :4] == 1).all() and (b.action_mask[:, 4:] == 0).all() and (b.action[..., 4:] == 0).all()
-    # the window is consecutive rows of one episode: obs[t+1] is what followed obs[t] in the file
-    ep = next(ds.iter_episodes(["reach-v3"]))
-    first = np.flatnonzero((b.obs[0, :, :39] == ep.obs[0]).all(1))
-    if len(first):
-        np.testing.assert_array_equal(b.obs[1, first[0], :39], ep.obs[1])
-        np.testing.assert_array_equal(b.action[0, first[0], :4], ep.action[0])
+    # Every window is consecutive rows of one episode: obs[t+1] is what followed obs[t] in the file, and the
+    # window ends inside the episode.
+    episodes = list(ds.iter_episodes())
+    where = {row.tobytes(): (i, k) for i, ep in enumerate(episodes) for k, row in enumerate(ep.obs)}
+    assert len(where) == sum(len(ep) for ep in episodes)  # every observation is unique, so it names its place
+    b = buf.sample(2000, 3, np.random.default_rng(1))  # enough windows to include ones at episode ends
+    for j in range(2000):
+        i, k = where[b.obs[0, j, :39].tobytes()]
+        ep = episodes[i]
+        assert k + 3 < len(ep), "the window runs past its episode's last observation"
+        np.testing.assert_array_equal(b.obs[:, j, :39], ep.obs[k:k + 4])
+        np.testing.assert_array_equal(b.action[:, j, :4], ep.action[k:k + 3])
+        np.testing.assert_array_equal(b.reward[:, j], ep.reward[k:k + 3])
 
 
 def test_tasks_are_sampled_uniformly_not_by_transitions(small_dataset):
@@ -45,6 +52,8 @@ def test_online_episode_with_final_obs_and_errors(small_dataset):
             buf.add_episode(ep, 5)
     with pytest.raises(CrossoverError, match="no episode"):
         TrajectoryBuffer(["x"], 39, 4).sample(1, 3, np.random.default_rng(0))
+    with pytest.raises(CrossoverError, match="windows of 6 actions"):
+        buf.sample(1, 6, np.random.default_rng(0))
 
 
 def test_holds_a_million_transitions():

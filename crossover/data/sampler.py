@@ -123,6 +123,9 @@ class TrajectoryBuffer:
     def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, task: int | None = None) -> Batch:
         """B windows of `horizon` actions: a task uniformly among those with data (or the given one), then a
         window uniformly within it."""
+        if self._horizons and horizon > min(self._horizons):
+            raise CrossoverError(f"windows of {horizon} actions asked for, but episodes were added for windows of "
+                                 f"{min(self._horizons)}: longer ones would run past their episode")
         ready = [t for t in range(len(self.tasks)) if self.has_windows(t)] if task is None else [task]
         if not ready or not self.has_windows(ready[0]):
             raise CrossoverError(f"no episode in the buffer has {horizon} steps yet; add data before sampling")
