@@ -87,7 +87,7 @@ def main() -> None:
             return
         # The JSON is rewritten as each run finishes, so a session that ends without warning loses no finished run.
         run_study(cfg, out, progress=lambda line: print(line, flush=True), max_runs=args.max_runs,
-                  keep_pretrained=store, on_finished=lambda _: _write_json(cfg, out, committed, name))
+                  keep_pretrained=store, on_finished=lambda _: _write_json_or_warn(cfg, out, committed, name))
         kept = save_pretrained(cfg, out, store)  # scales pretrained before the store existed
         if kept:
             print(f"kept the pretrained models of scales {', '.join(kept)} in {store}", flush=True)
@@ -100,6 +100,15 @@ def main() -> None:
         print(_goal_table(result["comparisons"]))
     except CrossoverError as e:
         sys.exit(f"error: {e}")
+
+
+def _write_json_or_warn(cfg, out: Path, committed: dict, name: str) -> None:
+    """After each run: a damaged record of another run (which the study redoes when it reaches it) must not stop
+    this process; the JSON then waits for the next rewrite."""
+    try:
+        _write_json(cfg, out, committed, name)
+    except CrossoverError as e:
+        print(f"warning: {e}; {RESULTS / f'crossover_{name}.json'} not rewritten this time", flush=True)
 
 
 def _write_json(cfg, out: Path, committed: dict, name: str) -> dict:

@@ -113,6 +113,19 @@ def test_headline_says_final_success_when_neither_arm_reaches_the_threshold(tmp_
     assert "at the largest budget (2,000 env steps) it succeeds 40% of the time against 10% from scratch" in line
 
 
+@pytest.mark.parametrize("pretrained_seed, pretrained_demos, reason", [
+    (1, 0, "no seed that both scratch and pretrained runs have finished"),
+    (0, 5, "no scratch and pretrained runs with the same number of demos"),
+])
+def test_headline_names_what_keeps_two_arms_from_a_comparison(tmp_path, pretrained_seed, pretrained_demos, reason):
+    points = [(0, 0.0, 0, 0), (1000, 0.5, 10, 10)]
+    write_run(tmp_path, "sc", "scratch", 0, points, "reach-v3")
+    write_run(tmp_path, "pt", "pretrained", pretrained_seed, points, "reach-v3", scale=S, demos=pretrained_demos,
+              pretrain={"wall_s": 100.0, "cpu_s": 100.0, "env_steps": 2000})
+    (line,) = headlines(summarise(load_run_records(tmp_path), threshold=0.5, budgets=[1000]))
+    assert line == f"reach-v3: {reason}, so there is no break-even or ratio to report."
+
+
 def test_headline_says_when_pretraining_never_pays(tmp_path):
     cost = {"wall_s": 100.0, "cpu_s": 100.0, "env_steps": 2000}
     write_run(tmp_path, "scratch", "scratch", 0, [(0, 0.0, 0, 0), (1000, 0.9, 10, 10), (2000, 0.9, 20, 20)],
@@ -171,6 +184,8 @@ def test_write_report_from_records_needs_threshold_and_budgets(study_dir):
     (SeedStat(5000, 1, None), SeedStat(20000, 1, None, 1), "it needs at least 4.00x more env steps"),
     (SeedStat(0, 1, None), SeedStat(0, 1, None), "both arms reach 80% success before any training"),
     (SeedStat(7000, 1, None), SeedStat(7000, 1, None), "with as many env steps as training from scratch"),
+    (SeedStat(0, 1, None), SeedStat(3000, 1, None), "training from scratch reaches 80% success before any "
+                                                     "training (0 env steps), where it needs 3,000 env steps"),
     (SeedStat(20000, 1, None, 1), SeedStat(0, 1, None), "it reaches 80% success zero-shot, where training from "
                                                          "scratch needs at least 20,000 env steps"),
 ])

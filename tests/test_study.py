@@ -1,5 +1,6 @@
 """A tiny crossover study end to end, for real: two source tasks, one target, minutes on 2 cores."""
 import fcntl
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -79,19 +80,20 @@ def test_report_takes_another_threshold_without_rerunning(study_dir, capsys):
 def test_restart_skips_finished_runs_and_redoes_damaged_ones(study_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(study_dir, copy)
-    before = {p: p.stat().st_mtime_ns for p in copy.glob("runs/*/result.json")}
-    damaged = next(iter(before))
+    damaged = next(iter(copy.glob("runs/*/result.json")))
     damaged.write_text("{broken")
+    before = {p: p.stat().st_mtime_ns for p in copy.glob("runs/*/result.json")}
     said = []
     run_study(StudyConfig(**TINY), copy, progress=said.append)
     after = {p: p.stat().st_mtime_ns for p in copy.glob("runs/*/result.json")}
     redone = [p for p in before if after[p] != before[p]]
     assert redone == [damaged], "only the damaged run is redone"
+    assert load_run_records(copy), "and its record is whole again"
     assert any(str(damaged) in line for line in said), "the damaged file is named"
     assert not any("pretraining scale" in line for line in said), "finished pretraining is not redone"
 
 
-def test_a_damaged_run_checkpoint_is_named_and_redone_a_damaged_pretrained_one_is_an_error(study_dir, tmp_path):
+def test_damaged_checkpoints_are_named_and_redone_pretrained_ones_included(study_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(study_dir, copy)
     for r in copy.glob("runs/*/result.json"):
@@ -99,12 +101,25 @@ def test_a_damaged_run_checkpoint_is_named_and_redone_a_damaged_pretrained_one_i
     scratch, pretrained = (next(copy.glob(f"runs/*__{arm}__*")) for arm in ("scratch", "pre-2x3"))
     (scratch / "checkpoint" / "model.safetensors").write_bytes(b"garbage")
     shutil.rmtree(pretrained)  # this run starts afresh, from the pretrained checkpoint...
-    (copy / "pretrain" / "2x3" / "checkpoint" / "model.safetensors").write_bytes(b"garbage")  # ...which is damaged
+    weights = copy / "pretrain" / "2x3" / "checkpoint" / "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    weights.write_bytes(b"garbage")  # ...which is damaged: pretrained again (it is seeded: the same weights)
     said = []
-    with pytest.raises(CrossoverError, match=r"pretrain/2x3/checkpoint/model.safetensors: damaged safetensors"):
-        run_study(StudyConfig(**TINY), copy, progress=said.append)
+    run_study(StudyConfig(**TINY), copy, progress=said.append)
     assert any(f"{scratch}/checkpoint/model.safetensors: damaged" in line and "rerunning" in line for line in said)
-    assert (scratch / "result.json").exists(), "the run with the damaged checkpoint was redone"
+    assert any(f"{weights}: damaged" in line and "pretraining scale 2x3 again" in line for line in said)
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == digest
+    assert len(list(copy.glob("runs/*/result.json"))) == len(list(study_dir.glob("runs/*/result.json")))
+    # A damaged cost record of a finished scale: pretraining resumes from its (sound) checkpoint and records it.
+    cost_file = copy / "pretrain" / "2x3" / "cost.json"
+    cost = json.loads(cost_file.read_text())
+    cost_file.write_text("{broken")
+    shutil.rmtree(pretrained)
+    said = []
+    run_study(StudyConfig(**TINY), copy, progress=said.append)
+    assert any(f"{cost_file}: damaged; pretraining scale 2x3 again" in line for line in said)
+    assert json.loads(cost_file.read_text())["pretrain_cpu_s"] == pytest.approx(cost["pretrain_cpu_s"], rel=0.05)
+    assert (pretrained / "result.json").exists()
 
 
 def test_runs_held_by_another_process_are_left_to_it_and_max_runs_stops(study_dir, tmp_path):
@@ -301,11 +316,15 @@ def test_bad_study_configs_are_one_line_errors(tmp_path, capsys):
                       "budgets: [0]\nseeds: [0, 1, 0]\n",
         "negbc.yaml": "sources: ML45-train\ntargets: ML45-test\nscales: [{source_tasks: 2, episodes_per_task: 3}]\n"
                       "budgets: [0]\npretrain_bc_coef: -1\n",
+        "listed.yaml": "sources: [reach-v3, push-v3]\ntargets: ML45-test\nscales: []\nbudgets: [0]\n",
+        "halfscale.yaml": "sources: ML45-train\ntargets: ML45-test\nscales: [{source_tasks: 2.5, episodes_per_task: 3}]\n"
+                          "budgets: [0]\n",
     }
     expected = {"unknown.yaml": "scalez", "overlap.yaml": "reach-v3", "broken.yaml": "not valid YAML",
                 "badtask.yaml": "reach-v3", "offgrid.yaml": "budgets [2500] are not multiples of eval_every (1000)",
                 "oddeval.yaml": "eval_every (2500) must be a multiple of episode_length (200)",
-                "twice.yaml": "seeds: [0, 1, 0] repeats a value", "negbc.yaml": "pretrain_bc_coef must be a number >= 0"}
+                "twice.yaml": "seeds: [0, 1, 0] repeats a value", "negbc.yaml": "pretrain_bc_coef must be a number >= 0",
+                "listed.yaml": "sources: give one comma-separated string", "halfscale.yaml": "must be integers"}
     for name, text in cases.items():
         (tmp_path / name).write_text(text)
         assert main(["study", "--config", str(tmp_path / name), "--out", str(tmp_path / "s")]) == 2

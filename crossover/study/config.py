@@ -43,7 +43,21 @@ class StudyConfig:
     threads: int = 2  # torch threads
 
     def __post_init__(self) -> None:
-        self.scales = [s if isinstance(s, Scale) else Scale(**s) for s in self.scales]
+        for name in ("sources", "targets", "collect_mix", "preset"):
+            if not isinstance(getattr(self, name), str):
+                raise CrossoverError(f"{name}: give one comma-separated string, got {getattr(self, name)!r}")
+        if not isinstance(self.scales, list) or not all(isinstance(s, (Scale, dict)) for s in self.scales):
+            raise CrossoverError(f"scales: give a list of {{source_tasks, episodes_per_task}}, got {self.scales!r}")
+        try:
+            self.scales = [s if isinstance(s, Scale) else Scale(**s) for s in self.scales]
+        except TypeError as e:
+            raise CrossoverError(f"scales: each needs source_tasks and episodes_per_task ({e})") from None
+        for s in self.scales:
+            if any(isinstance(v, bool) or not isinstance(v, int) for v in (s.source_tasks, s.episodes_per_task)):
+                raise CrossoverError(f"scale {s.label}: source_tasks and episodes_per_task must be integers")
+        if self.seed_steps is not None and (isinstance(self.seed_steps, bool) or not isinstance(self.seed_steps, int)
+                                            or self.seed_steps < 0):
+            raise CrossoverError(f"seed_steps must be an integer >= 0 or null, got {self.seed_steps!r}")
         src = [t.name for t in resolve_tasks(self.sources)]
         tgt = [t.name for t in resolve_tasks(self.targets)]
         overlap = set(src) & set(tgt)

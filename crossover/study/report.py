@@ -181,6 +181,9 @@ def _ratio_phrase(eff: SampleEfficiency | None, threshold: float) -> str:
     if math.isinf(eff.ratio):
         return f"it reaches {goal} zero-shot, where training from scratch needs " \
                f"{'at least ' if eff.bound == 'lower_bound' else ''}{_steps(eff.scratch_steps.mean)} env steps"
+    if eff.ratio == 0:
+        return f"training from scratch reaches {goal} before any training (0 env steps), where it needs " \
+               f"{'at least ' if eff.adapted_steps.is_lower_bound else ''}{_steps(eff.adapted_steps.mean)} env steps"
     qualifier = {"lower_bound": "at least ", "upper_bound": "at most "}.get(eff.bound, "")
     if math.isclose(eff.ratio, 1.0) and eff.bound == "exact":
         return f"it reaches {goal} with as many env steps as training from scratch"
@@ -200,9 +203,8 @@ def headlines(summary: StudySummary) -> list[str]:
     for target in summary.targets:
         results = [b for b in summary.break_evens if b.target == target]
         if not results:
-            arms = {g.key.arm for g in summary.groups if g.key.target == target}
-            missing = "scratch" if "scratch" not in arms else "pretrained"
-            sentences.append(f"{target}: no {missing} runs, so there is no break-even or ratio to report.")
+            sentences.append(f"{target}: {_why_no_comparison(summary, target)}, so there is no break-even or ratio "
+                             f"to report.")
             continue
         # Among configurations that tie on N* (all undetermined, say), the one with the higher success at the
         # largest budget is the better.
@@ -221,6 +223,17 @@ def headlines(summary: StudySummary) -> list[str]:
             f"(best of {len(results)} pretrained configuration{'s' if len(results) > 1 else ''})."
         )
     return sentences
+
+
+def _why_no_comparison(summary: StudySummary, target: str) -> str:
+    groups = [g for g in summary.groups if g.key.target == target]
+    arms = {g.key.arm for g in groups}
+    if arms != {"scratch", "pretrained"}:
+        return f"no {'scratch' if 'scratch' not in arms else 'pretrained'} runs"
+    demos = {arm: {g.key.demos for g in groups if g.key.arm == arm} for arm in arms}
+    if not demos["scratch"] & demos["pretrained"]:
+        return "no scratch and pretrained runs with the same number of demos"
+    return "no seed that both scratch and pretrained runs have finished"
 
 
 def _final_success(summary: StudySummary, be: BreakEvenResult) -> tuple[float, float]:

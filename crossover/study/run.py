@@ -161,12 +161,19 @@ def _collect_sources_locked(cfg: StudyConfig, out: Path, progress) -> dict:
     data = out / "data" / "sources"
     cost_file = out / "data" / "cost.json"
     if cost_file.exists():
-        return json.loads(cost_file.read_text())
+        cost = _read_cost(cost_file, DATA_COST_KEYS)
+        if cost is None:  # the data are there, but what they cost is not: only collecting again can say
+            raise CrossoverError(f"{cost_file}: damaged, so the collection's cost is unknown; delete {out / 'data'} "
+                                 f"to collect again")
+        return cost
     # A killed collection resumes where it stopped; the time spent before the kill is kept in a ledger, updated
     # whenever collect reports progress, so that the cost covers every episode collected, not just this process's.
     # (CPU of collect workers counts once they finish, so a kill loses the CPU of the workers it stopped.)
     ledger = out / "data" / "cost.partial.json"
-    before = json.loads(ledger.read_text()) if ledger.exists() else {"wall_s": 0.0, "cpu_s": 0.0}
+    before = _read_cost(ledger, ("wall_s", "cpu_s")) if ledger.exists() else {"wall_s": 0.0, "cpu_s": 0.0}
+    if before is None:
+        raise CrossoverError(f"{ledger}: damaged, so the time spent collecting before is unknown; delete "
+                             f"{out / 'data'} to collect again")
     wall0, cpu0 = time.time(), _cpu_seconds()
 
     def spent() -> dict:
@@ -196,10 +203,22 @@ def _pretrain_scale(cfg: StudyConfig, out: Path, scale: Scale, progress) -> dict
 def _pretrain_scale_locked(cfg: StudyConfig, out: Path, scale: Scale, progress) -> dict:
     from crossover.train.pretrain import PretrainConfig, pretrain
 
+    from crossover.train.checkpoint import load_checkpoint
+
     run = out / "pretrain" / scale.label
     cost_file = run / "cost.json"
-    if cost_file.exists():
-        return json.loads(cost_file.read_text())
+    if cost_file.exists():  # finished, unless its record or the weights the adaptation runs start from are damaged
+        cost = _read_cost(cost_file, PRETRAIN_COST_KEYS)
+        problem = None if cost is not None else f"{cost_file}: damaged"
+        if problem is None:
+            try:
+                load_checkpoint(run / "checkpoint")
+            except CrossoverError as e:
+                problem = str(e)
+        if problem is None:
+            return cost
+        progress(f"[study] {problem}; pretraining scale {scale.label} again")
+        cost_file.unlink()  # pretraining resumes from its checkpoint, or starts over if that is damaged
     data_cost = _collect_sources(cfg, out, progress)
     tasks = cfg.source_names[: scale.source_tasks]
     pcfg = PretrainConfig([str(out / "data" / "sources")], tasks=",".join(tasks), preset=cfg.preset,
@@ -214,6 +233,20 @@ def _pretrain_scale_locked(cfg: StudyConfig, out: Path, scale: Scale, progress) 
             "pretrain_cpu_s": result.cpu_s, "collect_share": share}
     write_json_atomic(cost_file, cost)
     return cost
+
+
+DATA_COST_KEYS = ("wall_s", "cpu_s", "env_steps", "episodes_per_task", "tasks")
+PRETRAIN_COST_KEYS = ("wall_s", "cpu_s", "env_steps", "pretrain_wall_s", "pretrain_cpu_s", "collect_share")
+
+
+def _read_cost(path: Path, keys: tuple[str, ...]) -> dict | None:
+    """A stage's cost record (seconds, env steps, ...), or None if it is damaged: not JSON, or missing a field."""
+    try:
+        cost = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(cost, dict) and all(isinstance(cost.get(k), (int, float)) for k in keys)
+    return cost if ok else None
 
 
 def _with_rerun_on_damage(step, run: Path, progress):

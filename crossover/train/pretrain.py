@@ -6,6 +6,8 @@ out; prediction losses on it, per task, tell how well the model has learned each
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,14 +18,14 @@ import torch.nn.functional as F
 
 from crossover.agent.agent import Agent, AgentConfig
 from crossover.atomic import write_json_atomic
-from crossover.data.episodes import EpisodeDataset
+from crossover.data.episodes import OURS, EpisodeDataset
 from crossover.data.sampler import TrajectoryBuffer
 from crossover.errors import CrossoverError
 from crossover.model.layers import soft_cross_entropy, two_hot
 from crossover.model.world_model import WorldModelConfig
 from crossover.tasks import get_task, resolve_tasks
-from crossover.train.checkpoint import (generator_state, load_checkpoint, prepare_run, restore_generator,
-                                       save_checkpoint, weights_sha256)
+from crossover.train.checkpoint import (generator_state, load_checkpoint, prepare_run, read_checkpoint_state,
+                                       restore_generator, save_checkpoint, weights_sha256)
 from crossover.train.metrics import MetricsLogger
 from crossover.train.online import batch_to_torch
 from crossover.train.warmup import warm_up
@@ -112,6 +114,24 @@ def _split_buffers(datasets: list[EpisodeDataset], tasks: list[str], holdout: fl
     return train, held
 
 
+def data_digest(datasets: list[EpisodeDataset]) -> str:
+    """The data of a pretraining run by content, wherever its folders lie: each episode's task, length and
+    data-file checksum."""
+    h = hashlib.sha256()
+    for ds in datasets:
+        h.update(json.dumps([[r["tasks"][0], r["length"], r.get(f"{OURS}/data_sha256")] for r in ds.episodes]).encode())
+    return h.hexdigest()
+
+
+def _same_data(ckpt: Path, saved: list[str], new: list[str], digest: str) -> bool:
+    """Whether a run saved as pretraining on `saved` may resume on `new` (say, its study folder was moved): yes if
+    they hold the data its checkpoint recorded. Runs begun before that was recorded need the same folders."""
+    recorded = read_checkpoint_state(ckpt).get("data_digest")
+    if recorded is None:
+        return [Path(p).resolve() for p in saved] == [Path(p).resolve() for p in new]
+    return recorded == digest
+
+
 def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progress=print) -> PretrainResult:
     out = Path(out)
     ckpt = out / "checkpoint"
@@ -127,7 +147,9 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     agent_cfg = AgentConfig(episode_length=cfg.episode_length, bc_coef=cfg.bc_coef)
     train, held = _split_buffers(datasets, tasks, cfg.holdout, agent_cfg.horizon, obs_dim, action_dim, cfg.seed,
                                  cfg.episodes_per_task)
-    resume = prepare_run(out, "pretrain_config.json", asdict(cfg), resume, progress, may_grow=("steps",))
+    digest = data_digest(datasets)
+    resume = prepare_run(out, "pretrain_config.json", asdict(cfg), resume, progress, may_grow=("steps",),
+                         same={"data": lambda saved, new: _same_data(ckpt, saved, new, digest)})
     if resume:
         agent, state, _ = load_checkpoint(ckpt)
         rng = restore_generator(state["rng"])
@@ -141,7 +163,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
             mask[i, : get_task(t).action_dim] = 1
         agent = Agent(model_cfg, agent_cfg, mask, cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        state = {"updates": 0, "wall_s": 0.0, "cpu_s": 0.0, "tasks": tasks, "heldout": {}}
+        state = {"updates": 0, "wall_s": 0.0, "cpu_s": 0.0, "tasks": tasks, "heldout": {}, "data_digest": digest}
     progress(f"[pretrain] {len(tasks)} tasks, {len(train):,} training and {len(held):,} held-out transitions, "
              f"{agent.model.num_parameters():,} parameters")
     warm_up(agent.model_cfg, agent.cfg)  # before the clocks start: a one-time cost of the process, not of this run
