@@ -126,6 +126,19 @@ def test_headline_names_what_keeps_two_arms_from_a_comparison(tmp_path, pretrain
     assert line == f"reach-v3: {reason}, so there is no break-even or ratio to report."
 
 
+def test_table_says_when_the_ratio_compares_fewer_seeds_than_a_row_shows(tmp_path):
+    # Scratch reaches 50% at 1,000 steps with seed 0 and 2,000 with seed 1; pretrained has seed 0 only.
+    for seed, first in ((0, 0.9), (1, 0.0)):
+        write_run(tmp_path, f"sc{seed}", "scratch", seed, [(0, 0.0, 0, 0), (1000, first, 10, 10),
+                                                            (2000, 0.9, 20, 20), (3000, 0.9, 30, 30)], "reach-v3")
+    write_run(tmp_path, "pt0", "pretrained", 0, [(0, 0.0, 0, 0), (1000, 0.9, 10, 10), (2000, 0.9, 20, 20),
+                                                 (3000, 0.9, 30, 30)],
+              "reach-v3", scale=S, pretrain={"wall_s": 100.0, "cpu_s": 100.0, "env_steps": 2000})
+    table = summary_table(summarise(load_run_records(tmp_path), threshold=0.5, budgets=[1000, 2000, 3000]))
+    pretrained_row = next(line for line in table.splitlines() if "pretrained" in line)
+    assert "1.00x (1 seed both finished)" in pretrained_row, table
+
+
 def test_headline_says_when_pretraining_never_pays(tmp_path):
     cost = {"wall_s": 100.0, "cpu_s": 100.0, "env_steps": 2000}
     write_run(tmp_path, "scratch", "scratch", 0, [(0, 0.0, 0, 0), (1000, 0.9, 10, 10), (2000, 0.9, 20, 20)],

@@ -17,6 +17,7 @@ from crossover.study.kpi import (
     SHARED_MACHINE_FACTOR,
     BreakEven,
     BreakEvenResult,
+    GroupKey,
     GroupSummary,
     PretrainScale,
     RunRecord,
@@ -129,14 +130,21 @@ def summary_table(summary: StudySummary) -> str:
     header += [f"success@{b:,}" for b in summary.budgets]
     header += [f"steps to {summary.threshold:.2f}", "ratio", "N* cpu", "N* wall"]
     rows = [header]
+    seeds = {g.key: len(g.seeds) for g in summary.groups}
     for g in summary.groups:
         be = _break_even_for(summary, g)
+        eff = _efficiency_for(summary, g.key.target, g.key.scale, g.key.demos)
+        ratio = _fmt_ratio(eff)
+        # The ratio and N* compare the seeds both arms finished; say so when the rows' own seed counts differ.
+        scratch = GroupKey(g.key.target, "scratch", None, g.key.demos)
+        if eff is not None and eff.adapted_steps.n < max(seeds[g.key], seeds.get(scratch, 0)):
+            ratio += f" ({eff.adapted_steps.n} seed{'s' if eff.adapted_steps.n > 1 else ''} both finished)"
         rows.append(
             [g.key.target, g.key.arm, _fmt_scale(g.key.scale), str(g.key.demos), str(len(g.seeds))]
             + [_fmt_success(g.success[b]) for b in summary.budgets]
             + [
                 _fmt_to_threshold(g.steps_to_threshold),
-                _fmt_ratio(_efficiency_for(summary, g.key.target, g.key.scale, g.key.demos)),
+                ratio,
                 _fmt_n_star(be.cpu if be else None),
                 _fmt_n_star(be.wall if be else None),
             ]
