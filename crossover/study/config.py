@@ -122,7 +122,7 @@ def _check_int_list(name: str, values, minimum: int | None = None) -> None:
 
 
 # The built-in study `make demo` runs: small enough for ~20 minutes on 2 CPU cores, real in every part
-# (measured 2026-11-26: 20.4 min for `make demo` on a clean clone, venv included, idle 2-core EPYC).
+# (measured 2026-11-26, session 10: 21.1 min for `make demo` on a clean clone, venv included, idle 2-core EPYC).
 PRESETS = {
     "demo": {
         "sources": "reach-wall-v3,button-press-topdown-v3,drawer-close-v3,door-close-v3",
