@@ -201,9 +201,8 @@ def _pretrain_scale(cfg: StudyConfig, out: Path, scale: Scale, progress) -> dict
 
 
 def _pretrain_scale_locked(cfg: StudyConfig, out: Path, scale: Scale, progress) -> dict:
-    from crossover.train.pretrain import PretrainConfig, pretrain
-
     from crossover.train.checkpoint import load_checkpoint
+    from crossover.train.pretrain import PretrainConfig, pretrain
 
     run = out / "pretrain" / scale.label
     cost_file = run / "cost.json"
