@@ -44,7 +44,7 @@ from common import RESULTS, write_result  # noqa: E402
 
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.locks import claim  # noqa: E402
-from crossover.study.config import load_study_config  # noqa: E402
+from crossover.study.config import load_study_config, same_study  # noqa: E402
 from crossover.study.kpi import comparison_rows, load_run_records, summarise  # noqa: E402
 from crossover.study.run import (pretrain_scales, report_study, restore_pretrained, restore_run_records,  # noqa: E402
                                  run_study, save_pretrained)
@@ -68,7 +68,7 @@ def main() -> None:
     name = Path(args.config).stem
     committed_file = RESULTS / f"crossover_{name}.json"
     committed = _read_committed(committed_file)
-    if committed and committed.get("config") != cfg.to_dict():
+    if committed and not same_study(committed.get("config") or {}, cfg):
         sys.exit(f"error: {committed_file} holds runs of another version of {args.config}; move it away to start "
                  f"this config's study afresh")
     store = RESULTS / "pretrained" / name

@@ -10,7 +10,7 @@ import pytest
 from crossover.cli import main
 from crossover.errors import CrossoverError
 from crossover.version import CODE_VERSION
-from crossover.study.config import StudyConfig, load_study_config
+from crossover.study.config import StudyConfig, load_study_config, same_study
 from crossover.study.kpi import load_run_records
 from crossover.study.run import (pretrain_scales, pretrained_weights_sha256, report_study, restore_pretrained,
                                  restore_run_records, run_study, save_pretrained)
@@ -300,6 +300,18 @@ def test_study_with_other_config_in_same_folder_is_refused(study_dir, capsys):
     path.write_text(yaml.safe_dump(cfg))
     assert main(["study", "--config", str(path), "--out", str(study_dir)]) == 2
     assert "another config" in capsys.readouterr().err
+
+
+def test_a_study_begun_before_a_config_field_existed_is_the_same_study(tmp_path):
+    cfg = StudyConfig(**TINY)
+    held = cfg.to_dict()
+    del held["threads"]  # as if StudyConfig gained `threads` (default 2) after the study began
+    assert same_study(held, cfg)
+    assert not same_study({**held, "threshold": 0.9}, cfg)
+    assert not same_study({**held, "unknown_field": 1}, cfg)
+    (tmp_path / "study.json").write_text(json.dumps(held))
+    assert restore_run_records(cfg, tmp_path, [], "none") == 0  # the folder is bound to cfg without complaint
+    assert json.loads((tmp_path / "study.json").read_text())["threads"] == 2
 
 
 def test_bad_study_configs_are_one_line_errors(tmp_path, capsys):

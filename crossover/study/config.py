@@ -110,6 +110,16 @@ class StudyConfig:
         return dataclasses.asdict(self)
 
 
+def same_study(held: dict, cfg: StudyConfig) -> bool:
+    """Whether a saved study config (a study.json, say) is `cfg`. Fields it lacks take their defaults, so a study
+    begun before a field was added to StudyConfig is still the same study."""
+    try:
+        held = StudyConfig(**held).to_dict()
+    except (TypeError, CrossoverError):  # unknown fields or bad values: compared as they are, so they differ
+        pass
+    return held == cfg.to_dict()
+
+
 def _check_int_list(name: str, values, minimum: int | None = None) -> None:
     if not isinstance(values, list) or not values:
         raise CrossoverError(f"{name}: give a non-empty list, got {values!r}")

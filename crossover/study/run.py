@@ -22,7 +22,7 @@ from crossover.data.collect import collect
 from crossover.atomic import write_json_atomic
 from crossover.errors import CheckpointError, CrossoverError
 from crossover.locks import claim
-from crossover.study.config import Scale, StudyConfig
+from crossover.study.config import Scale, StudyConfig, same_study
 from crossover.study.kpi import load_run_record, parse_run_record
 from crossover.tasks import resolve_tasks
 from crossover.version import CODE_VERSION
@@ -132,7 +132,7 @@ def _bind_config(folder: Path, cfg: StudyConfig, refusal: str) -> None:
     """Tie `folder` to one study config through its study.json; one holding another config is refused with
     `refusal`, a damaged one named."""
     held = _read_study_json(folder)
-    if held is not None and held != cfg.to_dict():
+    if held is not None and not same_study(held, cfg):
         raise CrossoverError(f"{folder}: {refusal}")
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "study.json", cfg.to_dict())
