@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from crossover.cli import main
-from crossover.data.collect import collect, parse_mix, parse_policy, plan, slot_policies
-from crossover.data.episodes import EpisodeDataset
+from crossover.data.collect import check_prefix_holds_mix, collect, parse_mix, parse_policy, plan, slot_policies
+from crossover.data.episodes import EpisodeDataset, EpisodeWriter
 from crossover.data.inspect import inspect_dataset
 from crossover.errors import CrossoverError
 from crossover.tasks import resolve_tasks
@@ -114,6 +114,10 @@ def test_extending_a_mixed_dataset_gives_the_episodes_of_collecting_it_whole(tmp
     info_file.write_text(json.dumps(info))
     with pytest.raises(CrossoverError, match="slot order blocks"):
         collect(tasks, 6, tmp_path / "whole", **args)
+    # ...and pretraining on its first 2 episodes per task (all expert, in that order) is refused; all 4 are fine.
+    with pytest.raises(CrossoverError, match="first 2 episodes per task are not its policy mix"):
+        check_prefix_holds_mix(EpisodeDataset(tmp_path / "whole"), 2)
+    check_prefix_holds_mix(EpisodeDataset(tmp_path / "whole"), 4)
 
 
 def test_a_dataset_another_tool_wrote_is_refused_untouched(lerobot_fixture, tmp_path):
@@ -141,6 +145,17 @@ def test_reopening_a_dataset_rebuilds_metadata_a_killed_writer_left_behind(tmp_p
     collect(resolve_tasks("reach-v3,push-v3"), 1, out, episode_length=20, progress=quiet)  # nothing left to collect
     ds = EpisodeDataset(out)
     assert ds.task_names == ["reach-v3", "push-v3"] and ds.info["total_episodes"] == 2
+    # Tasks written ahead of episode rows that were never committed are dropped on reopening.
+    alone = tmp_path / "alone"
+    collect(resolve_tasks("reach-v3"), 1, alone, episode_length=20, progress=quiet)
+    shutil.copy(out / "meta" / "tasks.parquet", alone / "meta" / "tasks.parquet")
+    assert EpisodeDataset(alone).task_names == ["reach-v3", "push-v3"]
+    collect(resolve_tasks("reach-v3"), 1, alone, episode_length=20, progress=quiet)
+    assert EpisodeDataset(alone).task_names == ["reach-v3"]
+    # A writer that fails to open (other sizes) lets the dataset go at once.
+    with pytest.raises(CrossoverError, match="shape"):
+        EpisodeWriter(alone, 42, 4, 80, "sawyer")
+    EpisodeWriter(alone, 39, 4, 80, "sawyer").close()
 
 
 def test_resume_with_other_seed_is_refused(small_dataset):

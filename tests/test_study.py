@@ -302,16 +302,20 @@ def test_study_with_other_config_in_same_folder_is_refused(study_dir, capsys):
     assert "another config" in capsys.readouterr().err
 
 
-def test_a_study_begun_before_a_config_field_existed_is_the_same_study(tmp_path):
-    cfg = StudyConfig(**TINY)
-    held = cfg.to_dict()
-    del held["threads"]  # as if StudyConfig gained `threads` (default 2) after the study began
-    assert same_study(held, cfg)
-    assert not same_study({**held, "threshold": 0.9}, cfg)
-    assert not same_study({**held, "unknown_field": 1}, cfg)
+def test_a_study_begun_before_a_config_field_existed_is_the_study_it_was(tmp_path):
+    # Studies saved before `pretrain_bc_coef` existed pretrained without behaviour cloning: they match a config
+    # with 0.0, not today's default of 2.5.
+    old_behaviour, today = StudyConfig(**TINY, pretrain_bc_coef=0.0), StudyConfig(**TINY)
+    held = old_behaviour.to_dict()
+    del held["pretrain_bc_coef"]
+    assert same_study(held, old_behaviour) and not same_study(held, today)
+    assert not same_study({k: v for k, v in held.items() if k != "threads"}, old_behaviour)  # not an added field
+    assert not same_study({**held, "unknown_field": 1}, old_behaviour)
     (tmp_path / "study.json").write_text(json.dumps(held))
-    assert restore_run_records(cfg, tmp_path, [], "none") == 0  # the folder is bound to cfg without complaint
-    assert json.loads((tmp_path / "study.json").read_text())["threads"] == 2
+    with pytest.raises(CrossoverError, match="another config"):
+        restore_run_records(today, tmp_path, [], "none")
+    assert restore_run_records(old_behaviour, tmp_path, [], "none") == 0  # bound without complaint
+    assert json.loads((tmp_path / "study.json").read_text())["pretrain_bc_coef"] == 0.0
 
 
 def test_bad_study_configs_are_one_line_errors(tmp_path, capsys):

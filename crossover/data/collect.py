@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crossover.data.episodes import Episode, EpisodeWriter
+from crossover.data.episodes import OURS, Episode, EpisodeDataset, EpisodeWriter
 from crossover.errors import CrossoverError
 from crossover.tasks import TaskSpec, all_tasks, make_env, make_expert
 
@@ -89,6 +89,18 @@ def slot_policies(mix: list[tuple[PolicySpec, float]], episodes: int) -> list[Po
         counts[i] += 1
         policies.append(mix[i][0])
     return policies
+
+
+def check_prefix_holds_mix(dataset: EpisodeDataset, episodes_per_task: int) -> None:
+    """Refuse to take the first `episodes_per_task` episodes per task of a dataset collected in the first
+    version's block order (one policy after another) with a mix of policies: they would be one policy's."""
+    recipe = dataset.info.get(OURS, {}).get("extra", {}).get("collect") or {}
+    if len(recipe.get("mix", [])) < 2 or "slot_order" in recipe:
+        return
+    if any(n > episodes_per_task for n in Counter(r["tasks"][0] for r in dataset.episodes).values()):
+        raise CrossoverError(f"{dataset.root}: collected by an early version that gave a task's slots to one policy "
+                             f"after another, so its first {episodes_per_task} episodes per task are not its policy "
+                             f"mix; use all its episodes, or collect the data again")
 
 
 def plan(tasks: list[TaskSpec], episodes: int, mix: list[tuple[PolicySpec, float]], seed: int) -> list[EpisodeJob]:

@@ -160,6 +160,14 @@ class EpisodeWriter:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise CrossoverError(f"{self.root}: another process is writing this dataset; wait for it or use another --out")
+        try:
+            self._open(obs_dim, action_dim, fps, robot_type, descriptions, extra)
+        except BaseException:
+            self._lock.close()  # a writer that failed to open lets the dataset go at once
+            raise
+
+    def _open(self, obs_dim: int, action_dim: int, fps: int, robot_type: str, descriptions: dict[str, str] | None,
+              extra: dict | None) -> None:
         self.fps, self.robot_type = fps, robot_type
         self.features = _features(obs_dim, action_dim)
         self.descriptions = dict(descriptions or {})
@@ -172,8 +180,11 @@ class EpisodeWriter:
                     raise CrossoverError(f"{ds.root / 'meta/info.json'}: {name} has shape {ds.features[name]['shape']}, "
                                          f"this run writes {self.features[name]['shape']}; use another --out")
             self.rows = ds.episodes
-            # Tasks in the order they were first written (their task_index); a stale tasks.parquet misses the last.
-            self.tasks = list(dict.fromkeys([*ds.task_names, *(r["tasks"][0] for r in self.rows)]))
+            # The tasks of the committed rows, in the order they were first written (their task_index): a
+            # tasks.parquet written ahead of rows that were never committed names tasks that have none (at its
+            # end), one of the first version (written after the rows) may miss the last.
+            in_rows = list(dict.fromkeys(r["tasks"][0] for r in self.rows))
+            self.tasks = [t for t in ds.task_names if t in in_rows] + [t for t in in_rows if t not in ds.task_names]
             self.descriptions = {**ds.descriptions, **self.descriptions}
             self.extra = {**ds.info.get(OURS, {}).get("extra", {}), **self.extra}
         else:

@@ -110,14 +110,16 @@ class StudyConfig:
         return dataclasses.asdict(self)
 
 
+# Fields StudyConfig gained after studies had begun, each with the value that does what studies saved before it
+# did (not today's default): pretraining had no behaviour-cloning term before `pretrain_bc_coef` (session 7).
+# Add a field here when you add it to StudyConfig, so that running studies stay the studies they were.
+ADDED_FIELDS: dict = {"pretrain_bc_coef": 0.0}
+
+
 def same_study(held: dict, cfg: StudyConfig) -> bool:
-    """Whether a saved study config (a study.json, say) is `cfg`. Fields it lacks take their defaults, so a study
-    begun before a field was added to StudyConfig is still the same study."""
-    try:
-        held = StudyConfig(**held).to_dict()
-    except (TypeError, CrossoverError):  # unknown fields or bad values: compared as they are, so they differ
-        pass
-    return held == cfg.to_dict()
+    """Whether a saved study config (a study.json, say) is `cfg`; a field it lacks counts as its ADDED_FIELDS
+    value, and one missing from that table makes them differ."""
+    return {**ADDED_FIELDS, **held} == cfg.to_dict()
 
 
 def _check_int_list(name: str, values, minimum: int | None = None) -> None:

@@ -216,8 +216,9 @@ def _pretrain_scale_locked(cfg: StudyConfig, out: Path, scale: Scale, progress) 
                 problem = str(e)
         if problem is None:
             return cost
+        # Pretraining resumes from its checkpoint, or starts over if that is damaged; cost.json is rewritten at
+        # the end (kept until then, so a failure here leaves the scale as it found it).
         progress(f"[study] {problem}; pretraining scale {scale.label} again")
-        cost_file.unlink()  # pretraining resumes from its checkpoint, or starts over if that is damaged
     data_cost = _collect_sources(cfg, out, progress)
     tasks = cfg.source_names[: scale.source_tasks]
     pcfg = PretrainConfig([str(out / "data" / "sources")], tasks=",".join(tasks), preset=cfg.preset,

@@ -91,7 +91,7 @@ def read_checkpoint_state(path: str | Path) -> dict:
 def weights_sha256(run: str | Path) -> str | None:
     """SHA-256 of the weights file of training run `run`'s checkpoint (None if it has none): names a model by its
     content, wherever its folder lies."""
-    weights = Path(run) / "checkpoint" / MODEL_FILE
+    weights = _existing(Path(run) / "checkpoint") / MODEL_FILE
     return hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else None
 
 

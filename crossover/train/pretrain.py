@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from crossover.agent.agent import Agent, AgentConfig
 from crossover.atomic import write_json_atomic
+from crossover.data.collect import check_prefix_holds_mix
 from crossover.data.episodes import OURS, EpisodeDataset
 from crossover.data.sampler import TrajectoryBuffer
 from crossover.errors import CrossoverError
@@ -116,7 +117,8 @@ def _split_buffers(datasets: list[EpisodeDataset], tasks: list[str], holdout: fl
 
 def data_digest(datasets: list[EpisodeDataset]) -> str:
     """The data of a pretraining run by content, wherever its folders lie: each episode's task, length and
-    data-file checksum."""
+    data-file checksum (where the dataset records one, as Crossover's do; LeRobot's are known by tasks and
+    lengths only)."""
     h = hashlib.sha256()
     for ds in datasets:
         h.update(json.dumps([[r["tasks"][0], r["length"], r.get(f"{OURS}/data_sha256")] for r in ds.episodes]).encode())
@@ -137,6 +139,9 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     ckpt = out / "checkpoint"
     torch.set_num_threads(cfg.threads)
     datasets = [EpisodeDataset(d) for d in cfg.data]
+    if cfg.episodes_per_task:
+        for ds in datasets:
+            check_prefix_holds_mix(ds, cfg.episodes_per_task)
     available = list(dict.fromkeys(t for ds in datasets for t in ds.task_names))
     tasks = [t.name for t in resolve_tasks(cfg.tasks)] if cfg.tasks else available
     missing = [t for t in tasks if t not in available]
