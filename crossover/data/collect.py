@@ -91,11 +91,16 @@ def slot_policies(mix: list[tuple[PolicySpec, float]], episodes: int) -> list[Po
     return policies
 
 
+def _in_blocks(recipe: dict) -> bool:
+    """Whether a dataset's collect recipe gave a task's slots to one policy after another (the first version,
+    which recorded no slot order); with a single policy the order makes no difference."""
+    return len(recipe.get("mix", [])) > 1 and "slot_order" not in recipe
+
+
 def check_prefix_holds_mix(dataset: EpisodeDataset, episodes_per_task: int) -> None:
     """Refuse to take the first `episodes_per_task` episodes per task of a dataset collected in the first
     version's block order (one policy after another) with a mix of policies: they would be one policy's."""
-    recipe = dataset.info.get(OURS, {}).get("extra", {}).get("collect") or {}
-    if len(recipe.get("mix", [])) < 2 or "slot_order" in recipe:
+    if not _in_blocks(dataset.info.get(OURS, {}).get("extra", {}).get("collect") or {}):
         return
     if any(n > episodes_per_task for n in Counter(r["tasks"][0] for r in dataset.episodes).values()):
         raise CrossoverError(f"{dataset.root}: collected by an early version that gave a task's slots to one policy "
@@ -204,14 +209,10 @@ def _check_recipe(out: str | Path, old: dict | None, new: dict) -> None:
     ones the plan promises."""
     if not old:
         return
-    # With one policy the slot order makes no difference; with several, the first version's blocks do.
-    order = old.get("slot_order", "blocks") if len(old["mix"]) > 1 else new["slot_order"]
-    was = {"seed": old["seed"], "episode length": old["episode_length"], "mix": old["mix"], "slot order": order}
-    now = {"seed": new["seed"], "episode length": new["episode_length"], "mix": new["mix"],
-           "slot order": new["slot_order"]}
-    changed = [k for k in was if was[k] != now[k]]
+    was = {**old, "slot_order": "blocks" if _in_blocks(old) else old.get("slot_order", new["slot_order"])}
+    changed = [k for k in ("seed", "episode_length", "mix", "slot_order") if was.get(k) != new[k]]
     if changed:
-        said = "; ".join(f"{k} {_recipe_value(was[k])}" for k in changed)
+        said = "; ".join(f"{k.replace('_', ' ')} {_recipe_value(was.get(k))}" for k in changed)
         raise CrossoverError(f"{out}: was collected with {said}; rerun with the same settings to add to it, or "
                              f"choose another --out")
 

@@ -53,10 +53,9 @@ class StudyConfig:
         except TypeError as e:
             raise CrossoverError(f"scales: each needs source_tasks and episodes_per_task ({e})") from None
         for s in self.scales:
-            if any(isinstance(v, bool) or not isinstance(v, int) for v in (s.source_tasks, s.episodes_per_task)):
+            if not (_is_int(s.source_tasks) and _is_int(s.episodes_per_task)):
                 raise CrossoverError(f"scale {s.label}: source_tasks and episodes_per_task must be integers")
-        if self.seed_steps is not None and (isinstance(self.seed_steps, bool) or not isinstance(self.seed_steps, int)
-                                            or self.seed_steps < 0):
+        if self.seed_steps is not None and not (_is_int(self.seed_steps) and self.seed_steps >= 0):
             raise CrossoverError(f"seed_steps must be an integer >= 0 or null, got {self.seed_steps!r}")
         src = [t.name for t in resolve_tasks(self.sources)]
         tgt = [t.name for t in resolve_tasks(self.targets)]
@@ -76,7 +75,7 @@ class StudyConfig:
         _check_int_list("demos", self.demos, minimum=0)
         for name in ("episode_length", "eval_every", "eval_episodes", "pretrain_steps", "threads", "collect_workers"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not _is_int(value) or value < 1:
                 raise CrossoverError(f"{name} must be an integer >= 1, got {value!r}")
         # Success at a budget is read from the evaluation there, so every budget must be an evaluation point:
         # evaluations fall at multiples of eval_every, at the end of an episode.
@@ -122,11 +121,15 @@ def same_study(held: dict, cfg: StudyConfig) -> bool:
     return {**ADDED_FIELDS, **held} == cfg.to_dict()
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)  # YAML's true/false are ints to Python
+
+
 def _check_int_list(name: str, values, minimum: int | None = None) -> None:
     if not isinstance(values, list) or not values:
         raise CrossoverError(f"{name}: give a non-empty list, got {values!r}")
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int) or (minimum is not None and v < minimum):
+        if not _is_int(v) or (minimum is not None and v < minimum):
             at_least = f" >= {minimum}" if minimum is not None else ""
             raise CrossoverError(f"{name}: {v!r} is not an integer{at_least}")
     if len(set(values)) < len(values):

@@ -96,7 +96,16 @@ def weights_sha256(run: str | Path) -> str | None:
 
 
 def has_checkpoint(run: Path) -> bool:
-    return (run / "checkpoint").exists() or (run / ".checkpoint.old").exists()
+    return _existing(run / "checkpoint").exists()
+
+
+def same_source(recorded: str | None, saved: list, new: list, new_digest: Callable[[], str | None]) -> bool:
+    """For prepare_run's `same=`: whether a run that started from the folders `saved` (pretrained weights, or
+    data) may resume from `new`. Yes if `new` holds the content whose digest the run recorded; a run begun before
+    digests were recorded (recorded None) needs the same folders, named relative or absolute."""
+    if recorded is None:
+        return [Path(p).resolve() for p in saved] == [Path(p).resolve() for p in new]
+    return recorded == new_digest()
 
 
 def prepare_run(run: Path, config_file: str, config: dict, resume: bool, progress, may_grow: tuple = (),

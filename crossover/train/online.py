@@ -24,7 +24,7 @@ from crossover.eval.rollout import evaluate
 from crossover.model.world_model import WorldModelConfig
 from crossover.tasks import get_task, make_env
 from crossover.train.checkpoint import (generator_state, load_checkpoint, prepare_run, read_checkpoint_state,
-                                       restore_generator, save_checkpoint, weights_sha256)
+                                       restore_generator, same_source, save_checkpoint, weights_sha256)
 from crossover.train.metrics import MetricsLogger
 from crossover.train.warmup import warm_up
 
@@ -120,9 +120,7 @@ def _same_start(ckpt: Path, saved: str, new: str) -> bool:
     if "scratch" in (saved, new):
         return False
     recorded = read_checkpoint_state(ckpt).get("init_info", {}).get("weights_sha256")
-    if recorded is None:
-        return Path(saved).resolve() == Path(new).resolve()
-    return recorded == weights_sha256(new)
+    return same_source(recorded, [saved], [new], lambda: weights_sha256(new))
 
 
 def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=print) -> AdaptResult:

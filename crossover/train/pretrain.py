@@ -26,7 +26,7 @@ from crossover.model.layers import soft_cross_entropy, two_hot
 from crossover.model.world_model import WorldModelConfig
 from crossover.tasks import get_task, resolve_tasks
 from crossover.train.checkpoint import (generator_state, load_checkpoint, prepare_run, read_checkpoint_state,
-                                       restore_generator, save_checkpoint, weights_sha256)
+                                       restore_generator, same_source, save_checkpoint, weights_sha256)
 from crossover.train.metrics import MetricsLogger
 from crossover.train.online import batch_to_torch
 from crossover.train.warmup import warm_up
@@ -128,10 +128,7 @@ def data_digest(datasets: list[EpisodeDataset]) -> str:
 def _same_data(ckpt: Path, saved: list[str], new: list[str], digest: str) -> bool:
     """Whether a run saved as pretraining on `saved` may resume on `new` (say, its study folder was moved): yes if
     they hold the data its checkpoint recorded. Runs begun before that was recorded need the same folders."""
-    recorded = read_checkpoint_state(ckpt).get("data_digest")
-    if recorded is None:
-        return [Path(p).resolve() for p in saved] == [Path(p).resolve() for p in new]
-    return recorded == digest
+    return same_source(read_checkpoint_state(ckpt).get("data_digest"), saved, new, lambda: digest)
 
 
 def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progress=print) -> PretrainResult:
