@@ -318,6 +318,14 @@ def test_a_study_begun_before_a_config_field_existed_is_the_study_it_was(tmp_pat
     assert json.loads((tmp_path / "study.json").read_text())["pretrain_bc_coef"] == 0.0
 
 
+def test_a_damaged_collection_cost_is_named(tmp_path):
+    cost_file = tmp_path / "data" / "cost.json"
+    cost_file.parent.mkdir(parents=True)
+    cost_file.write_text("{broken")
+    with pytest.raises(CrossoverError, match=r"data/cost.json: damaged, so the collection's cost is unknown"):
+        pretrain_scales(StudyConfig(**TINY), tmp_path, progress=lambda _: None)
+
+
 def test_bad_study_configs_are_one_line_errors(tmp_path, capsys):
     cases = {
         "unknown.yaml": "sources: ML45-train\ntargets: ML45-test\nscalez: 1\n",
@@ -335,12 +343,15 @@ def test_bad_study_configs_are_one_line_errors(tmp_path, capsys):
         "listed.yaml": "sources: [reach-v3, push-v3]\ntargets: ML45-test\nscales: []\nbudgets: [0]\n",
         "halfscale.yaml": "sources: ML45-train\ntargets: ML45-test\nscales: [{source_tasks: 2.5, episodes_per_task: 3}]\n"
                           "budgets: [0]\n",
+        "negseed.yaml": "sources: ML45-train\ntargets: ML45-test\nscales: [{source_tasks: 2, episodes_per_task: 3}]\n"
+                        "budgets: [0]\nseed_steps: -5\n",
     }
     expected = {"unknown.yaml": "scalez", "overlap.yaml": "reach-v3", "broken.yaml": "not valid YAML",
                 "badtask.yaml": "reach-v3", "offgrid.yaml": "budgets [2500] are not multiples of eval_every (1000)",
                 "oddeval.yaml": "eval_every (2500) must be a multiple of episode_length (200)",
                 "twice.yaml": "seeds: [0, 1, 0] repeats a value", "negbc.yaml": "pretrain_bc_coef must be a number >= 0",
-                "listed.yaml": "sources: give one comma-separated string", "halfscale.yaml": "must be integers"}
+                "listed.yaml": "sources: give one comma-separated string", "halfscale.yaml": "must be integers",
+                "negseed.yaml": "seed_steps must be an integer >= 0"}
     for name, text in cases.items():
         (tmp_path / name).write_text(text)
         assert main(["study", "--config", str(tmp_path / name), "--out", str(tmp_path / "s")]) == 2
