@@ -113,6 +113,27 @@ def test_headline_says_final_success_when_neither_arm_reaches_the_threshold(tmp_
     assert "at the largest budget (2,000 env steps) it succeeds 40% of the time against 10% from scratch" in line
 
 
+def test_the_policy_prior_alone_is_shown_beside_the_planner_over_the_runs_that_measured_it(tmp_path):
+    cost = {"wall_s": 100.0, "cpu_s": 100.0, "env_steps": 2000}
+    write_run(tmp_path, "scratch", "scratch", 0, [(0, 0.0, 0, 0), (2000, 0.1, 20, 20)], "reach-v3")  # before probes
+    write_run(tmp_path, "pre0", "pretrained", 0, [(0, 0.0, 0, 0), (2000, 0.2, 20, 20)], "reach-v3", scale=S,
+              pretrain=cost)
+    write_run(tmp_path, "pre1", "pretrained", 1, [(0, 0.0, 0, 0), (2000, 0.4, 20, 20)], "reach-v3", scale=S,
+              pretrain=cost)
+    for run, priors in (("pre0", [0.5, 0.9]), ("pre1", [0.3, 0.7])):  # the prior above the planner: 0.8 vs 0.3
+        f = tmp_path / "runs" / run / "result.json"
+        data = json.loads(f.read_text())
+        for point, prior in zip(data["curve"], priors):
+            point["prior_success"] = prior
+        f.write_text(json.dumps(data))
+    summary = summarise(load_run_records(tmp_path), threshold=0.8, budgets=[0, 2000])
+    header, _, scratch_row, pre_row = summary_table(summary).splitlines()
+    assert header.split()[-1] == "alone@2,000" and scratch_row.split()[-1] == "-" and pre_row.split()[-1] == "0.80"
+    assert pre_row.split()[5:7] == ["0.00", "0.30"]  # the planner's success is still the KPI
+    page = write_report(tmp_path, summary).read_text()
+    assert "The policy prior alone" in page and "0.40" in page.split("The policy prior alone")[1]
+
+
 @pytest.mark.parametrize("pretrained_seed, pretrained_demos, reason", [
     (1, 0, "no seed that both scratch and pretrained runs have finished"),
     (0, 5, "no scratch and pretrained runs with the same number of demos"),

@@ -41,6 +41,21 @@ def test_tasks_are_sampled_uniformly_not_by_transitions(small_dataset):
     assert abs(counts[0] / counts.sum() - 0.5) < 0.02
 
 
+def test_first_episodes_keeps_windows_to_the_buffer_s_first_episodes(small_dataset):
+    # Online adaptation keeps its demonstrations first in the buffer and oversamples them this way.
+    eps = [e for e in EpisodeDataset(small_dataset).iter_episodes() if e.task == "reach-v3"]
+    buf = TrajectoryBuffer(["drawer-close-v3", "reach-v3"], 39, 4)
+    for e in eps:
+        buf.add_episode(e, 3)
+    first_two = {row.tobytes() for e in eps[:2] for row in e.obs}
+    b = buf.sample(3000, 3, np.random.default_rng(0), first_episodes=2)
+    assert all(b.obs[t, j].tobytes() in first_two for t in range(4) for j in range(3000))
+    assert len({b.obs[0, j].tobytes() for j in range(3000)}) == 2 * (len(eps[0]) - 3)  # all of their windows
+    # Asking for more episodes than the buffer holds is all of them; the same seed gives what plain sampling gives.
+    np.testing.assert_array_equal(buf.sample(50, 3, np.random.default_rng(1), first_episodes=99).obs,
+                                  buf.sample(50, 3, np.random.default_rng(1)).obs)
+
+
 def test_online_episode_with_final_obs_and_errors(small_dataset):
     ep = next(EpisodeDataset(small_dataset).iter_episodes())
     ep.final_obs = ep.obs[-1] + 1

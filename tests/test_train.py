@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -16,7 +17,9 @@ from safetensors.torch import load_file, save_file
 from crossover.cli import main
 from crossover.errors import CrossoverError
 from crossover.train.checkpoint import load_checkpoint, save_checkpoint
-from crossover.train.online import AdaptConfig, adapt
+from crossover.data.collect import EpisodeJob, PolicySpec, run_episode
+from crossover.data.sampler import TrajectoryBuffer
+from crossover.train.online import AdaptConfig, adapt, add_demos, learn_from_demos, new_agent, sample_batch
 from crossover.train.pretrain import PretrainConfig, pretrain
 
 QUIET = dict(progress=lambda _: None)
@@ -214,6 +217,35 @@ def test_fine_tune_adds_the_new_task_with_demos(pretrained, tmp_path):
     assert state["tasks"] == ["reach-v3", "drawer-close-v3", "push-v3"] and state["task_index"] == 2
     assert state["init_info"]["embedding_from"] in ("reach-v3", "drawer-close-v3")
     assert [p["env_steps"] for p in r.curve] == [0, 20]
+
+
+def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter_of_each_batch(tmp_path):
+    # Phase 1 on real expert episodes: the policy prior's error on the demonstrated actions falls.
+    cfg = AdaptConfig("reach-v3", demos=2, episode_length=20, seed=3)
+    agent, _ = new_agent(cfg)
+    buffer = TrajectoryBuffer(["reach-v3"], 39, 4, 100)
+    add_demos(cfg, buffer, agent.cfg.horizon)
+    demo = buffer.sample(256, agent.cfg.horizon, np.random.default_rng(0))
+
+    def cloning_error():
+        with torch.no_grad():
+            z = agent.model.encode(torch.from_numpy(demo.obs[0]), torch.zeros(256, dtype=torch.long))
+            return (agent.model.pi(z, torch.zeros(256, dtype=torch.long)).mean - torch.from_numpy(demo.action[0])) \
+                .square().mean().item()
+
+    before = cloning_error()
+    learn_from_demos(agent, buffer, np.random.default_rng(1))
+    assert cloning_error() < 0.5 * before and agent.cfg.bc_coef == 0  # cloning is for the demonstrations only
+    # Phase 3: with an online episode in the buffer, 64 of 256 windows still come from the demonstrations.
+    buffer.add_episode(run_episode(EpisodeJob("reach-v3", -1, 0, PolicySpec("random"), 5), 20), agent.cfg.horizon)
+    batch = sample_batch(cfg, agent, buffer, np.random.default_rng(2))
+    demo_rows = {row.tobytes() for row in buffer.state()["obs"][:42]}  # two episodes of 21 observations
+    from_demos = [batch["obs"][0, j].numpy().tobytes() in demo_rows for j in range(256)]
+    assert batch["obs"].shape[1] == 256 and all(from_demos[:64]) and not all(from_demos[64:])
+    # The whole run logs its demonstration updates: 2 per demonstrated step.
+    r = adapt(dataclasses.replace(cfg, steps=20, eval_every=20, eval_episodes=1, seed_steps=20), tmp_path / "d",
+              **QUIET)
+    assert _rows(tmp_path / "d/demos.csv")[0]["updates"] == "80" and r.curve[-1]["env_steps"] == 20
 
 
 def test_bad_adapt_input_is_one_line(capsys, tmp_path):

@@ -120,20 +120,26 @@ class TrajectoryBuffer:
     def has_windows(self, task: int) -> bool:
         return len(self._task_starts(task)) > 0
 
-    def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, task: int | None = None) -> Batch:
+    def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, task: int | None = None,
+               first_episodes: int | None = None) -> Batch:
         """B windows of `horizon` actions: a task uniformly among those with data (or the given one), then a
-        window uniformly within it."""
+        window uniformly within it; only in the buffer's first `first_episodes` episodes if that is given (online
+        adaptation keeps its demonstrations there)."""
         if self._horizons and horizon > min(self._horizons):
             raise CrossoverError(f"windows of {horizon} actions asked for, but episodes were added for windows of "
                                  f"{min(self._horizons)}: longer ones would run past their episode")
-        ready = [t for t in range(len(self.tasks)) if self.has_windows(t)] if task is None else [task]
-        if not ready or not self.has_windows(ready[0]):
+        end = self._size if first_episodes is None or first_episodes >= self.num_episodes \
+            else self._episodes[first_episodes][1]  # the first row after those episodes
+        starts_of = {t: s[:np.searchsorted(s, end)] for t in (range(len(self.tasks)) if task is None else [task])
+                     for s in [self._task_starts(t)]}  # rows grow in the order episodes came, so starts are sorted
+        ready = [t for t, s in starts_of.items() if len(s)]
+        if not ready:
             raise CrossoverError(f"no episode in the buffer has {horizon} steps yet; add data before sampling")
         task = np.asarray(ready)[rng.integers(len(ready), size=batch_size)]
         start = np.empty(batch_size, np.int64)
         for t in np.unique(task):
             pick = task == t
-            starts = self._task_starts(t)
+            starts = starts_of[t]
             start[pick] = starts[rng.integers(len(starts), size=int(pick.sum()))]
         rows = start[None, :] + np.arange(horizon + 1)[:, None]  # [H+1, B]
         dims = self._task_dims[task]

@@ -65,6 +65,7 @@ class EvalPoint(_TrainTime):
     cpu_s: float
     eval_wall_s: float | None = None
     eval_cpu_s: float | None = None
+    prior_success: float | None = None  # the policy prior alone, without planning (None: not measured, pre 2026-11-27)
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,8 @@ def parse_run_record(data: Any, source: str) -> RunRecord:
                 wall_s=reader.number(p, "wall_s", where, minimum=0.0),
                 cpu_s=reader.number(p, "cpu_s", where, minimum=0.0),
                 **reader.eval_time(p, where),
+                prior_success=None if p.get("prior_success") is None
+                else reader.number(p, "prior_success", where, minimum=0.0, maximum=1.0),
             )
         )
         if i > 0 and curve[i].env_steps <= curve[i - 1].env_steps:
@@ -291,13 +294,14 @@ class _FieldReader:
 # ------------------------------------------------------------------------------------------------ per-run KPIs
 
 
-def success_at_budget(curve: Sequence[EvalPoint], budget: int) -> float | None:
-    """Success of the last eval point with env_steps <= budget; None if the first eval came after the budget."""
+def success_at_budget(curve: Sequence[EvalPoint], budget: int, prior: bool = False) -> float | None:
+    """Success of the last eval point with env_steps <= budget; None if the first eval came after the budget.
+    prior: the policy prior's success instead of the planner's (None where it was not measured)."""
     best = None
     for point in curve:
         if point.env_steps > budget:
             break
-        best = point.success
+        best = point.prior_success if prior else point.success
     return best
 
 
@@ -425,6 +429,9 @@ class GroupSummary:
     wall_to_threshold: SeedStat
     cpu_to_threshold: SeedStat
     pretrain_cost: PretrainCost | None
+    # The policy prior alone, over the runs that measured it (a probe of the planner, not a KPI): SeedStat.n says
+    # how many. Empty when no run did.
+    prior_success: dict[int, SeedStat | None] = field(default_factory=dict)
 
 
 def group_records(records: Sequence[RunRecord]) -> dict[GroupKey, list[RunRecord]]:
@@ -455,9 +462,14 @@ def group_records(records: Sequence[RunRecord]) -> dict[GroupKey, list[RunRecord
 def summarise_group(key: GroupKey, runs: Sequence[RunRecord], threshold: float, budgets: Sequence[int]) -> GroupSummary:
     """Aggregate one group's runs over seeds."""
     success: dict[int, SeedStat | None] = {}
+    prior_success: dict[int, SeedStat | None] = {}
     for budget in budgets:
         values = [v for v in (success_at_budget(r.curve, budget) for r in runs) if v is not None]
         success[budget] = mean_ci(values) if values else None
+        values = [v for v in (success_at_budget(r.curve, budget, prior=True) for r in runs) if v is not None]
+        prior_success[budget] = mean_ci(values) if values else None
+    if all(v is None for v in prior_success.values()):
+        prior_success = {}
     pretrain_cost = None
     if key.arm == "pretrained":
         # The runs of a scale normally share one checkpoint (the benchmark warns when they do not), so this
@@ -483,6 +495,7 @@ def summarise_group(key: GroupKey, runs: Sequence[RunRecord], threshold: float, 
             [cpu_to_threshold(r.curve, threshold) for r in runs], [r.adapt_cost.train_cpu_s for r in runs]
         ),
         pretrain_cost=pretrain_cost,
+        prior_success=prior_success,
     )
 
 

@@ -129,6 +129,10 @@ def summary_table(summary: StudySummary) -> str:
     header = ["target", "arm", "scale", "demos", "seeds"]
     header += [f"success@{b:,}" for b in summary.budgets]
     header += [f"steps to {summary.threshold:.2f}", "ratio", "N* cpu", "N* wall"]
+    last = summary.budgets[-1]
+    probed = any(g.prior_success for g in summary.groups)
+    if probed:  # the policy prior alone, at the largest budget: is planning adding anything to it?
+        header.append(f"prior alone@{last:,}")
     rows = [header]
     seeds = {g.key: len(g.seeds) for g in summary.groups}
     for g in summary.groups:
@@ -148,6 +152,7 @@ def summary_table(summary: StudySummary) -> str:
                 _fmt_n_star(be.cpu if be else None),
                 _fmt_n_star(be.wall if be else None),
             ]
+            + ([_fmt_success(g.prior_success.get(last))] if probed else [])
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
@@ -485,6 +490,17 @@ def _render_html(summary: StudySummary, title: str) -> str:
         )
     parts.append(_table(header, rows, left=(0, 1, 2)))
     parts.append(f'<img src="{SUCCESS_FIGURE}" alt="success versus env-step budget per target">\n')
+    probed = [g for g in summary.groups if g.prior_success]
+    if probed:
+        parts.append("<h2>The policy prior alone</h2>\n<p class=\"note\">Success of the policy prior's mean action "
+                     "without planning, on the same evaluation episodes: a probe of the planner, not a KPI. Where "
+                     "planning scores below the prior, the world model's reward and value are not yet telling good "
+                     "actions from bad. Seeds: the runs that measured it (from 2026-11-27).</p>\n")
+        header = ["target", "arm", "scale", "demos", "seeds"] + [f"prior @ {b:,}" for b in summary.budgets]
+        rows = [[e(g.key.target), e(g.key.arm), e(_fmt_scale(g.key.scale)), str(g.key.demos),
+                 str(max((s.n for s in g.prior_success.values() if s), default=0))]
+                + [_success_cell(g.prior_success.get(b)) for b in summary.budgets] for g in probed]
+        parts.append(_table(header, rows, left=(0, 1, 2)))
 
     parts.append(f"<h2>Sample efficiency (steps to {thr:.0%} success, scratch / adapted)</h2>\n")
     rows = [

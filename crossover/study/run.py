@@ -291,8 +291,8 @@ def _adapt_run(cfg: StudyConfig, out: Path, run_id: str, target: str, scale: Sca
         "pretrain_scale": None if scale is None else {"source_tasks": scale.source_tasks,
                                                      "episodes_per_task": scale.episodes_per_task, "label": scale.label},
         "demos": demos, "seed": seed,
-        "curve": [{k: p[k] for k in ("env_steps", "success", "wall_s", "cpu_s", "eval_wall_s", "eval_cpu_s") if k in p}
-                  for p in r.curve],
+        "curve": [{k: p[k] for k in ("env_steps", "success", "prior_success", "wall_s", "cpu_s", "eval_wall_s",
+                                     "eval_cpu_s") if k in p} for p in r.curve],
         "adapt_cost": {"env_steps": r.env_steps, "wall_s": r.wall_s, "cpu_s": r.cpu_s, "demos": demos,
                        "eval_wall_s": r.eval_wall_s, "eval_cpu_s": r.eval_cpu_s},
         "pretrain_cost": None if pretrain_cost is None else {k: pretrain_cost[k] for k in ("wall_s", "cpu_s", "env_steps")},

@@ -1,9 +1,9 @@
 """The online loop: act by planning, store experience, update the world model; scratch and fine-tuning share it.
 
-`adapt()` is the task-specific learner of Crossover. From scratch it starts with random weights and a phase of
-uniformly random actions (an untrained planner has nothing to plan with); from a pretrained run it adds the
-target task to the model and plans from its first step. Everything else (updates, evaluation, budget) is the
-same code path, so the comparison between the two is fair by construction.
+`adapt()` is the task-specific learner of Crossover. From scratch it starts with random weights and a seed phase
+of uniformly random actions (an untrained planner has nothing to plan with); from a pretrained run it adds the
+target task to the model and plans from its first step. Everything else (updates, evaluation, budget, the use of
+demonstrations) is the same code path, so the comparison between the two is fair by construction.
 """
 from __future__ import annotations
 
@@ -32,19 +32,30 @@ from crossover.train.warmup import warm_up
 # loses at most a few minutes whatever its evaluation period. Where checkpoints fall does not change the results.
 CHECKPOINT_EVERY_S = 300.0
 
+# What an agent does with K expert demonstrations, both arms alike, after MoDem (Hansen et al., 2023, "MoDem:
+# Accelerating Visual Model-Based Reinforcement Learning with Demonstrations"), whose three phases these follow:
+# 1. before any interaction, DEMO_UPDATES_PER_STEP updates per demonstrated step on the demonstrations alone, with
+#    pretraining's behaviour-cloning term (the policy prior imitates them; the model learns their dynamics, reward
+#    and value). MoDem clones for 2 iterations per demonstrated step;
+# 2. scratch's seed phase acts with that policy prior instead of uniformly random actions (MoDem's seeding);
+# 3. online, DEMO_BATCH_FRACTION of every batch is drawn from the demonstrations. MoDem's Meta-World setting
+#    anneals this from 0.5 to 0.25 over 50k steps; our budgets are 20k, so the end value, held.
+DEMO_UPDATES_PER_STEP = 2
+DEMO_BATCH_FRACTION = 0.25
+
 
 @dataclass
 class AdaptConfig:
     task: str  # the target task
     init: str = "scratch"  # "scratch", or the folder of a `crossover pretrain` run to fine-tune
     steps: int = 20_000  # environment-step budget of online interaction
-    demos: int = 0  # scripted-expert episodes put in the replay buffer before the first step
+    demos: int = 0  # scripted-expert episodes given before the first step (used as DEMO_* above say)
     eval_every: int = 2_000  # evaluate at every multiple of this many env steps (at the end of the episode there)
     eval_episodes: int = 10  # evaluation episodes, on fixed seeds
     episode_length: int = 200  # steps per training/evaluation episode
     seed: int = 0  # one seed for weights, exploration, layouts and planner noise
     preset: str = "1m"  # world-model size when starting from scratch
-    seed_steps: int | None = None  # random-action steps before planning (scratch only); None: max(1000, 5 episodes)
+    seed_steps: int | None = None  # seed-phase steps before planning (scratch only); None: max(1000, 5 episodes)
     update_every: int = 1  # one gradient update per this many env steps, after the seed phase
     threads: int = 2  # torch threads
 
@@ -74,7 +85,8 @@ class AdaptConfig:
 @dataclass
 class AdaptResult:
     run_dir: Path
-    curve: list[dict]  # evaluation points: env_steps, success, steps_to_success, return, wall_s, cpu_s, eval_*
+    curve: list[dict]  # evaluation points: env_steps, success, steps_to_success, return, prior_success, prior_return
+    #                    (the policy prior alone), wall_s, cpu_s, eval_*
     env_steps: int
     demos: int
     wall_s: float  # adaptation only: excludes pretraining; includes evaluation, which eval_wall_s measures
@@ -87,7 +99,7 @@ def _episode_seed(seed: int, episode: int) -> int:
     return int(np.random.SeedSequence(seed, spawn_key=(7, episode)).generate_state(1)[0])
 
 
-def _new_agent(cfg: AdaptConfig) -> tuple[Agent, dict]:
+def new_agent(cfg: AdaptConfig) -> tuple[Agent, dict]:
     """A fresh agent for the target task, or a pretrained one with the target task added. Returns (agent, info)."""
     spec = get_task(cfg.task)
     agent_cfg = AgentConfig(episode_length=cfg.episode_length)
@@ -104,6 +116,44 @@ def _new_agent(cfg: AdaptConfig) -> tuple[Agent, dict]:
     agent.cfg.bc_coef = agent_cfg.bc_coef
     agent.cfg.episode_length, agent.cfg.discount = agent_cfg.episode_length, agent_cfg.discount
     return agent, info
+
+
+def add_demos(cfg: AdaptConfig, buffer: TrajectoryBuffer, horizon: int) -> None:
+    """The run's demonstrations, first in `buffer`: the scripted expert on layouts of their own."""
+    for d in range(cfg.demos):
+        job = EpisodeJob(cfg.task, -1, d, PolicySpec("expert"), _episode_seed(cfg.seed + 1, d))
+        buffer.add_episode(run_episode(job, cfg.episode_length), horizon)
+
+
+def sample_batch(cfg: AdaptConfig, agent: Agent, buffer: TrajectoryBuffer, rng: np.random.Generator) -> dict:
+    """One training batch: with demonstrations, DEMO_BATCH_FRACTION of it from them (the buffer's first episodes)."""
+    size, horizon = agent.cfg.batch_size, agent.cfg.horizon
+    if not cfg.demos:
+        return batch_to_torch(buffer.sample(size, horizon, rng))
+    n_demo = round(DEMO_BATCH_FRACTION * size)
+    demo = batch_to_torch(buffer.sample(n_demo, horizon, rng, first_episodes=cfg.demos))
+    rest = batch_to_torch(buffer.sample(size - n_demo, horizon, rng))
+    return {k: torch.cat([demo[k], rest[k]], dim=0 if k == "task" else 1) for k in demo}
+
+
+def learn_from_demos(agent: Agent, buffer: TrajectoryBuffer, rng: np.random.Generator,
+                     progress=lambda _: None) -> dict[str, float]:
+    """Phase 1 of the demonstrations (see DEMO_UPDATES_PER_STEP): offline updates on them, cloning their actions.
+    Returns the last update's losses."""
+    from crossover.train.pretrain import BC_COEF
+
+    online_bc, agent.cfg.bc_coef = agent.cfg.bc_coef, BC_COEF
+    losses: dict[str, float] = {}
+    todo, last_print = DEMO_UPDATES_PER_STEP * len(buffer), time.time()  # the buffer holds the demonstrations only
+    try:
+        for i in range(todo):
+            losses = agent.update(batch_to_torch(buffer.sample(agent.cfg.batch_size, agent.cfg.horizon, rng)))
+            if time.time() - last_print > 15:
+                last_print = time.time()
+                progress(f"[adapt] learning from the demonstrations: update {i + 1:,}/{todo:,}")
+    finally:
+        agent.cfg.bc_coef = online_bc
+    return losses
 
 
 def batch_to_torch(batch) -> dict[str, torch.Tensor]:
@@ -139,7 +189,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         rng = restore_generator(state["rng"])
         progress(f"[adapt] resuming {out} at env step {state['env_steps']}")
     else:
-        agent, info = _new_agent(cfg)  # before anything is written: a bad --from leaves no half-made run behind
+        agent, info = new_agent(cfg)  # before anything is written: a bad --from leaves no half-made run behind
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "adapt_config.json", asdict(cfg))
         task_index = info["tasks"].index(cfg.task)
@@ -148,9 +198,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         # The model's sizes, not the task's: a model shared with larger embodiments takes zero-padded rows.
         buffer = TrajectoryBuffer(info["tasks"], agent.model_cfg.obs_dim, agent.model_cfg.action_dim, capacity)
         rng = np.random.default_rng(cfg.seed)
-        for d in range(cfg.demos):  # demonstrations: scripted expert on layouts of their own
-            job = EpisodeJob(cfg.task, -1, d, PolicySpec("expert"), _episode_seed(cfg.seed + 1, d))
-            buffer.add_episode(run_episode(job, cfg.episode_length), agent.cfg.horizon)
+        add_demos(cfg, buffer, agent.cfg.horizon)
         if cfg.demos and not cfg.from_scratch and not info["seen_in_pretraining"]:
             from crossover.train.pretrain import choose_source_task
 
@@ -160,7 +208,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
             progress(f"[adapt] fine-tuning {cfg.init}: {cfg.task} embedding from {info['embedding_from']}")
         state = {"env_steps": 0, "episodes": 0, "updates": 0, "wall_s": 0.0, "cpu_s": 0.0, "curve": [],
                  "task_index": task_index, "tasks": info["tasks"], "capacity": capacity, "init_info": info,
-                 "next_eval": 0, "eval_wall_s": 0.0, "eval_cpu_s": 0.0}
+                 "next_eval": 0, "eval_wall_s": 0.0, "eval_cpu_s": 0.0, "demo_updates": 0}
     warm_up(agent.model_cfg, agent.cfg)  # before the clocks start: a one-time cost of the process, not of this run
     logger = MetricsLogger(out, resume_step=state["env_steps"] if resume else None)
     env = make_env(spec, cfg.episode_length)
@@ -179,13 +227,23 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         last_save = time.time()
 
     try:
+        if cfg.demos and not resume:  # inside adaptation's clocks: its cost is adaptation's
+            losses = learn_from_demos(agent, buffer, rng, progress)
+            state["demo_updates"] = DEMO_UPDATES_PER_STEP * len(buffer)
+            logger.log("demos", 0, {"updates": state["demo_updates"], **losses})
+            progress(f"[adapt] {state['demo_updates']:,} updates on the {cfg.demos} demonstrations ({clocks()[0]:.0f}s)")
         while True:
             if state["env_steps"] >= state["next_eval"]:  # evaluation happens between episodes only
                 before = clocks()
                 ev = evaluate(agent, spec, task_index, cfg.eval_episodes, cfg.episode_length, eval_env)
+                # The policy prior alone on the same episodes: planning should do better than the prior it starts
+                # from, and where it does not, the world model's reward and value are what to look at.
+                prior = evaluate(agent, spec, task_index, cfg.eval_episodes, cfg.episode_length, eval_env,
+                                 prior_only=True)
                 wall, cpu = clocks()
                 point = {"env_steps": state["env_steps"], "success": ev.success_rate,
                          "steps_to_success": ev.mean_steps_to_success, "return": ev.mean_return,
+                         "prior_success": prior.success_rate, "prior_return": prior.mean_return,
                          "wall_s": round(wall, 3), "cpu_s": round(cpu, 3)}
                 # Evaluation is measurement, not adaptation: its time is kept apart so that costs can leave it
                 # out (a run that needs more evaluations before it succeeds would otherwise look dearer). A run
@@ -197,7 +255,8 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
                 state["curve"].append(point)
                 logger.log("eval", state["env_steps"], {k: v for k, v in point.items() if k != "env_steps"})
                 progress(f"[adapt] {cfg.task} step {state['env_steps']:,}/{cfg.steps:,}: eval success "
-                         f"{ev.success_rate:.0%}, return {ev.mean_return:.0f} ({wall:.0f}s)")
+                         f"{ev.success_rate:.0%}, return {ev.mean_return:.0f}; the prior alone "
+                         f"{prior.success_rate:.0%}, {prior.mean_return:.0f} ({wall:.0f}s)")
                 # The next multiple of eval_every (and the last step): a fixed grid, so that an episode length
                 # that does not divide eval_every delays one evaluation but does not shift all later ones.
                 state["next_eval"] = min((state["env_steps"] // cfg.eval_every + 1) * cfg.eval_every, cfg.steps) \
@@ -232,13 +291,15 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
 def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer, rng: np.random.Generator,
                    state: dict, task_index: int, action_dim: int) -> tuple[Episode, dict]:
     """One episode of interaction with updates interleaved; returns it and its mean losses."""
-    horizon, batch_size = agent.cfg.horizon, agent.cfg.batch_size
+    horizon = agent.cfg.horizon
     obs = env.reset(_episode_seed(cfg.seed, state["episodes"]))
     rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "success", "terminated", "truncated")}
     sums: dict[str, float] = {}
     n_updates = 0
     for t in range(cfg.episode_length):
-        if state["env_steps"] < cfg.random_steps:
+        if state["env_steps"] < cfg.random_steps and cfg.demos:  # seeding with the prior cloned from the demos
+            action = agent.act(obs, task_index, prior_only=True)[:action_dim]
+        elif state["env_steps"] < cfg.random_steps:
             action = rng.uniform(-1, 1, size=action_dim).astype(np.float32)
         else:
             action = agent.act(obs, task_index, t0=t == 0)[:action_dim]  # the model's actions may be padded
@@ -251,7 +312,7 @@ def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer
             # The first update after the random phase catches up on it, as TD-MPC2 does after its seed steps.
             todo = cfg.random_steps if state["updates"] == 0 and cfg.random_steps else 1
             for _ in range(todo):
-                for k, v in agent.update(batch_to_torch(buffer.sample(batch_size, horizon, rng))).items():
+                for k, v in agent.update(sample_batch(cfg, agent, buffer, rng)).items():
                     sums[k] = sums.get(k, 0.0) + v
                 n_updates += 1
             state["updates"] += todo
