@@ -131,7 +131,13 @@ def test_the_policy_prior_alone_is_shown_beside_the_planner_over_the_runs_that_m
     assert header.split()[-1] == "alone@2,000" and scratch_row.split()[-1] == "-" and pre_row.split()[-1] == "0.80"
     assert pre_row.split()[5:7] == ["0.00", "0.30"]  # the planner's success is still the KPI
     page = write_report(tmp_path, summary).read_text()
-    assert "The policy prior alone" in page and "0.40" in page.split("The policy prior alone")[1]
+    prior_table = page.split("The policy prior alone")[1].split("</table>")[0]
+    assert "0.40" in prior_table and "0.80" in prior_table
+    # A run that did not measure it is left out, and the table says over how many seeds.
+    (tmp_path / "runs" / "pre1" / "result.json").write_text(
+        (tmp_path / "runs" / "pre1" / "result.json").read_text().replace('"prior_success"', '"unused"'))
+    summary = summarise(load_run_records(tmp_path), threshold=0.8, budgets=[0, 2000])
+    assert summary_table(summary).splitlines()[3].endswith("0.90 (1 seed)")
 
 
 @pytest.mark.parametrize("pretrained_seed, pretrained_demos, reason", [

@@ -41,19 +41,24 @@ def test_tasks_are_sampled_uniformly_not_by_transitions(small_dataset):
     assert abs(counts[0] / counts.sum() - 0.5) < 0.02
 
 
-def test_first_episodes_keeps_windows_to_the_buffer_s_first_episodes(small_dataset):
+def test_a_slice_of_episodes_keeps_windows_to_those_episodes(small_dataset):
     # Online adaptation keeps its demonstrations first in the buffer and oversamples them this way.
     eps = [e for e in EpisodeDataset(small_dataset).iter_episodes() if e.task == "reach-v3"]
     buf = TrajectoryBuffer(["drawer-close-v3", "reach-v3"], 39, 4)
     for e in eps:
         buf.add_episode(e, 3)
-    first_two = {row.tobytes() for e in eps[:2] for row in e.obs}
-    b = buf.sample(3000, 3, np.random.default_rng(0), first_episodes=2)
-    assert all(b.obs[t, j].tobytes() in first_two for t in range(4) for j in range(3000))
-    assert len({b.obs[0, j].tobytes() for j in range(3000)}) == 2 * (len(eps[0]) - 3)  # all of their windows
-    # Asking for more episodes than the buffer holds is all of them; the same seed gives what plain sampling gives.
-    np.testing.assert_array_equal(buf.sample(50, 3, np.random.default_rng(1), first_episodes=99).obs,
+    for part in (slice(0, 2), slice(2, None), slice(1, 3)):
+        allowed = {row.tobytes() for e in eps[part] for row in e.obs}
+        b = buf.sample(3000, 3, np.random.default_rng(0), episodes=part)
+        assert all(b.obs[t, j].tobytes() in allowed for t in range(4) for j in range(3000))
+        assert len({b.obs[0, j].tobytes() for j in range(3000)}) == 2 * (len(eps[0]) - 3)  # all of their windows
+    # A slice past the buffer's end is what it holds; the same seed then gives what plain sampling gives.
+    np.testing.assert_array_equal(buf.sample(50, 3, np.random.default_rng(1), episodes=slice(0, 99)).obs,
                                   buf.sample(50, 3, np.random.default_rng(1)).obs)
+    with pytest.raises(CrossoverError, match="among episodes 4..end"):
+        buf.sample(1, 3, np.random.default_rng(0), episodes=slice(4, None))
+    with pytest.raises(CrossoverError, match="slice of episode numbers"):
+        buf.sample(1, 3, np.random.default_rng(0), episodes=slice(-1, None))
 
 
 def test_online_episode_with_final_obs_and_errors(small_dataset):

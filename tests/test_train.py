@@ -19,8 +19,9 @@ from crossover.errors import CrossoverError
 from crossover.train.checkpoint import load_checkpoint, save_checkpoint
 from crossover.data.collect import EpisodeJob, PolicySpec, run_episode
 from crossover.data.sampler import TrajectoryBuffer
-from crossover.train.online import AdaptConfig, adapt, add_demos, learn_from_demos, new_agent, sample_batch
-from crossover.train.pretrain import PretrainConfig, pretrain
+from crossover.train.online import (DEMO_METHOD, AdaptConfig, adapt, add_demos, learn_from_demos, new_agent,
+                                    sample_batch)
+from crossover.train.pretrain import BC_COEF, PretrainConfig, pretrain
 
 QUIET = dict(progress=lambda _: None)
 TIMING = ("wall_s", "cpu_s", "eval_wall_s", "eval_cpu_s")  # clock readings: the only columns a rerun may change
@@ -128,8 +129,10 @@ def _killed_in_episode(n, cfg, out, monkeypatch):
     monkeypatch.setattr(online, "_train_episode", real_episode)
 
 
-def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, monkeypatch):
-    cfg = AdaptConfig("reach-v3", steps=90, eval_every=90, eval_episodes=1, episode_length=30, seed=3, seed_steps=30)
+@pytest.mark.parametrize("demos", [0, 2])
+def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, monkeypatch, demos):
+    cfg = AdaptConfig("reach-v3", steps=90, eval_every=90, eval_episodes=1, episode_length=30, seed=3, seed_steps=30,
+                      demos=demos)
     adapt(cfg, tmp_path / "clean", **QUIET)
     _killed_in_episode(3, cfg, tmp_path / "killed", monkeypatch)
     said = []
@@ -141,6 +144,13 @@ def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, m
     a = load_file(str(tmp_path / "clean/checkpoint/model.safetensors"))
     b = load_file(str(tmp_path / "killed/checkpoint/model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a), "weights after resume differ from the uninterrupted run"
+    if demos:  # learned from once, not again on resuming; a run whose demonstrations were used otherwise stops
+        assert len(_rows(tmp_path / "killed/demos.csv")) == 1
+        state_file = tmp_path / "killed/checkpoint/state.json"
+        state = json.loads(state_file.read_text())
+        state_file.write_text(json.dumps({**state, "demo_method": {**state["demo_method"], "batch_fraction": 0.5}}))
+        with pytest.raises(CrossoverError, match="demonstrations were used as"):
+            adapt(cfg, tmp_path / "killed", resume=True, **QUIET)
 
 
 def test_fine_tuning_resumes_from_its_weights_moved_elsewhere_but_not_from_other_weights(pretrained, tmp_path,
@@ -236,12 +246,17 @@ def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter
     before = cloning_error()
     learn_from_demos(agent, buffer, np.random.default_rng(1))
     assert cloning_error() < 0.5 * before and agent.cfg.bc_coef == 0  # cloning is for the demonstrations only
-    # Phase 3: with an online episode in the buffer, 64 of 256 windows still come from the demonstrations.
-    buffer.add_episode(run_episode(EpisodeJob("reach-v3", -1, 0, PolicySpec("random"), 5), 20), agent.cfg.horizon)
-    batch = sample_batch(cfg, agent, buffer, np.random.default_rng(2))
-    demo_rows = {row.tobytes() for row in buffer.state()["obs"][:42]}  # two episodes of 21 observations
-    from_demos = [batch["obs"][0, j].numpy().tobytes() in demo_rows for j in range(256)]
-    assert batch["obs"].shape[1] == 256 and all(from_demos[:64]) and not all(from_demos[64:])
+    assert DEMO_METHOD["bc_coef"] == BC_COEF  # the weight pretraining uses
+    # Phase 3: 64 of 256 windows come from the demonstrations, the rest from the agent's own episodes once it has
+    # one (before that, from the demonstrations too).
+    demo_rows = {row.tobytes() for row in buffer.state()["obs"]}  # two episodes of 21 observations
+    for own_episodes, demo_windows in ((0, 256), (1, 64)):
+        if own_episodes:
+            buffer.add_episode(run_episode(EpisodeJob("reach-v3", -1, 0, PolicySpec("random"), 5), 20),
+                               agent.cfg.horizon)
+        batch = sample_batch(cfg, agent, buffer, np.random.default_rng(2))
+        from_demos = [batch["obs"][0, j].numpy().tobytes() in demo_rows for j in range(256)]
+        assert batch["obs"].shape[1] == 256 and from_demos == [True] * demo_windows + [False] * (256 - demo_windows)
     # The whole run logs its demonstration updates: 2 per demonstrated step.
     r = adapt(dataclasses.replace(cfg, steps=20, eval_every=20, eval_episodes=1, seed_steps=20), tmp_path / "d",
               **QUIET)

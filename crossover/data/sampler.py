@@ -117,24 +117,36 @@ class TrajectoryBuffer:
             self._start_cache[t] = np.concatenate(self._starts[t]) if self._starts[t] else np.zeros(0, np.int64)
         return self._start_cache[t]
 
+    def _row_range(self, episodes: slice | None) -> tuple[int, int]:
+        """The rows [lo, hi) of a slice of episodes (by the order they were added)."""
+        if episodes is None:
+            return 0, self._size
+        first, stop = episodes.start or 0, episodes.stop
+        if first < 0 or episodes.step not in (None, 1) or (stop is not None and stop <= first):
+            raise CrossoverError(f"episodes {episodes}: give a slice of episode numbers, from 0 up, step 1")
+
+        def row(i: int) -> int:  # the first row of episode i, or the end of the buffer
+            return self._episodes[i][1] if i < self.num_episodes else self._size
+        return row(first), row(self.num_episodes if stop is None else stop)
+
     def has_windows(self, task: int) -> bool:
         return len(self._task_starts(task)) > 0
 
     def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, task: int | None = None,
-               first_episodes: int | None = None) -> Batch:
+               episodes: slice | None = None) -> Batch:
         """B windows of `horizon` actions: a task uniformly among those with data (or the given one), then a
-        window uniformly within it; only in the buffer's first `first_episodes` episodes if that is given (online
-        adaptation keeps its demonstrations there)."""
+        window uniformly within it; only in the episodes numbered by `episodes` (in the order they were added) if
+        that is given: online adaptation keeps its demonstrations first and oversamples them this way."""
         if self._horizons and horizon > min(self._horizons):
             raise CrossoverError(f"windows of {horizon} actions asked for, but episodes were added for windows of "
                                  f"{min(self._horizons)}: longer ones would run past their episode")
-        end = self._size if first_episodes is None or first_episodes >= self.num_episodes \
-            else self._episodes[first_episodes][1]  # the first row after those episodes
-        starts_of = {t: s[:np.searchsorted(s, end)] for t in (range(len(self.tasks)) if task is None else [task])
-                     for s in [self._task_starts(t)]}  # rows grow in the order episodes came, so starts are sorted
+        lo, hi = self._row_range(episodes)
+        starts_of = {t: s[np.searchsorted(s, lo):np.searchsorted(s, hi)]  # rows grow as episodes come: sorted
+                     for t in (range(len(self.tasks)) if task is None else [task]) for s in [self._task_starts(t)]}
         ready = [t for t, s in starts_of.items() if len(s)]
         if not ready:
-            raise CrossoverError(f"no episode in the buffer has {horizon} steps yet; add data before sampling")
+            where = "" if episodes is None else f" among episodes {episodes.start or 0}..{episodes.stop or 'end'}"
+            raise CrossoverError(f"no episode{where} has {horizon} steps yet; add data before sampling")
         task = np.asarray(ready)[rng.integers(len(ready), size=batch_size)]
         start = np.empty(batch_size, np.int64)
         for t in np.unique(task):

@@ -52,6 +52,13 @@ def _fmt_success(stat: SeedStat | None) -> str:
     return "-" if stat is None else f"{stat.mean:.2f}"
 
 
+def _fmt_prior(stat: SeedStat | None, seeds: int) -> str:
+    """The prior's success, saying over how many seeds when fewer runs measured it than the row counts."""
+    if stat is None or stat.n == seeds:
+        return _fmt_success(stat)
+    return f"{stat.mean:.2f} ({stat.n} seed{'s' if stat.n > 1 else ''})"
+
+
 def _steps(x: float) -> str:
     return f"{x:,.0f}"
 
@@ -152,7 +159,7 @@ def summary_table(summary: StudySummary) -> str:
                 _fmt_n_star(be.cpu if be else None),
                 _fmt_n_star(be.wall if be else None),
             ]
-            + ([_fmt_success(g.prior_success.get(last))] if probed else [])
+            + ([_fmt_prior(g.prior_success.get(last), len(g.seeds))] if probed else [])
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

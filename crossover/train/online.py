@@ -1,7 +1,8 @@
 """The online loop: act by planning, store experience, update the world model; scratch and fine-tuning share it.
 
 `adapt()` is the task-specific learner of Crossover. From scratch it starts with random weights and a seed phase
-of uniformly random actions (an untrained planner has nothing to plan with); from a pretrained run it adds the
+of uniformly random actions, or of the prior cloned from demonstrations if it has some (an untrained planner has
+nothing to plan with); from a pretrained run it adds the
 target task to the model and plans from its first step. Everything else (updates, evaluation, budget, the use of
 demonstrations) is the same code path, so the comparison between the two is fair by construction.
 """
@@ -34,14 +35,16 @@ CHECKPOINT_EVERY_S = 300.0
 
 # What an agent does with K expert demonstrations, both arms alike, after MoDem (Hansen et al., 2023, "MoDem:
 # Accelerating Visual Model-Based Reinforcement Learning with Demonstrations"), whose three phases these follow:
-# 1. before any interaction, DEMO_UPDATES_PER_STEP updates per demonstrated step on the demonstrations alone, with
-#    pretraining's behaviour-cloning term (the policy prior imitates them; the model learns their dynamics, reward
-#    and value). MoDem clones for 2 iterations per demonstrated step;
+# 1. before any interaction, updates_per_step updates per demonstrated step on the demonstrations alone, with a
+#    behaviour-cloning term of weight bc_coef (the policy prior imitates them; the model learns their dynamics,
+#    reward and value). MoDem clones for 2 iterations per demonstrated step; the weight is the one pretraining uses
+#    by default (pretrain.BC_COEF), fixed here whatever a study's pretrain_bc_coef is;
 # 2. scratch's seed phase acts with that policy prior instead of uniformly random actions (MoDem's seeding);
-# 3. online, DEMO_BATCH_FRACTION of every batch is drawn from the demonstrations. MoDem's Meta-World setting
-#    anneals this from 0.5 to 0.25 over 50k steps; our budgets are 20k, so the end value, held.
-DEMO_UPDATES_PER_STEP = 2
-DEMO_BATCH_FRACTION = 0.25
+# 3. online, batch_fraction of every batch is drawn from the demonstrations and the rest from the agent's own
+#    episodes (all from the demonstrations until there is one). MoDem's Meta-World setting anneals this from 0.5
+#    to 0.25 over 50k steps; our budgets are 20k, so the end value, held.
+# A run records these in its checkpoint and resumes only with the same.
+DEMO_METHOD = {"updates_per_step": 2, "bc_coef": 2.5, "batch_fraction": 0.25}
 
 
 @dataclass
@@ -49,7 +52,7 @@ class AdaptConfig:
     task: str  # the target task
     init: str = "scratch"  # "scratch", or the folder of a `crossover pretrain` run to fine-tune
     steps: int = 20_000  # environment-step budget of online interaction
-    demos: int = 0  # scripted-expert episodes given before the first step (used as DEMO_* above say)
+    demos: int = 0  # scripted-expert episodes given before the first step (used as DEMO_METHOD above says)
     eval_every: int = 2_000  # evaluate at every multiple of this many env steps (at the end of the episode there)
     eval_episodes: int = 10  # evaluation episodes, on fixed seeds
     episode_length: int = 200  # steps per training/evaluation episode
@@ -67,6 +70,9 @@ class AdaptConfig:
         for name in ("eval_every", "episode_length", "update_every", "threads"):
             if getattr(self, name) < 1:
                 raise CrossoverError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.demos and self.episode_length < AgentConfig.horizon:
+            raise CrossoverError(f"demos need episodes of at least {AgentConfig.horizon} steps (the model's training "
+                                 f"horizon); got episode_length {self.episode_length}")
         if self.preset not in WorldModelConfig.PRESETS:
             raise CrossoverError(f"unknown preset {self.preset!r}; choose one of {sorted(WorldModelConfig.PRESETS)}")
         get_task(self.task)
@@ -126,25 +132,26 @@ def add_demos(cfg: AdaptConfig, buffer: TrajectoryBuffer, horizon: int) -> None:
 
 
 def sample_batch(cfg: AdaptConfig, agent: Agent, buffer: TrajectoryBuffer, rng: np.random.Generator) -> dict:
-    """One training batch: with demonstrations, DEMO_BATCH_FRACTION of it from them (the buffer's first episodes)."""
+    """One training batch; with demonstrations (the buffer's first cfg.demos episodes), batch_fraction of it from
+    them and the rest from the episodes after them."""
     size, horizon = agent.cfg.batch_size, agent.cfg.horizon
     if not cfg.demos:
         return batch_to_torch(buffer.sample(size, horizon, rng))
-    n_demo = round(DEMO_BATCH_FRACTION * size)
-    demo = batch_to_torch(buffer.sample(n_demo, horizon, rng, first_episodes=cfg.demos))
-    rest = batch_to_torch(buffer.sample(size - n_demo, horizon, rng))
+    demos = slice(0, cfg.demos)
+    own = slice(cfg.demos, None) if buffer.num_episodes > cfg.demos else demos  # (none of its own yet)
+    n_demo = round(DEMO_METHOD["batch_fraction"] * size)
+    demo = batch_to_torch(buffer.sample(n_demo, horizon, rng, episodes=demos))
+    rest = batch_to_torch(buffer.sample(size - n_demo, horizon, rng, episodes=own))
     return {k: torch.cat([demo[k], rest[k]], dim=0 if k == "task" else 1) for k in demo}
 
 
 def learn_from_demos(agent: Agent, buffer: TrajectoryBuffer, rng: np.random.Generator,
                      progress=lambda _: None) -> dict[str, float]:
-    """Phase 1 of the demonstrations (see DEMO_UPDATES_PER_STEP): offline updates on them, cloning their actions.
-    Returns the last update's losses."""
-    from crossover.train.pretrain import BC_COEF
-
-    online_bc, agent.cfg.bc_coef = agent.cfg.bc_coef, BC_COEF
+    """Phase 1 of the demonstrations (see DEMO_METHOD): offline updates on them, cloning their actions. Returns the
+    last update's losses."""
+    online_bc, agent.cfg.bc_coef = agent.cfg.bc_coef, DEMO_METHOD["bc_coef"]
     losses: dict[str, float] = {}
-    todo, last_print = DEMO_UPDATES_PER_STEP * len(buffer), time.time()  # the buffer holds the demonstrations only
+    todo, last_print = DEMO_METHOD["updates_per_step"] * len(buffer), time.time()  # the buffer: demonstrations only
     try:
         for i in range(todo):
             losses = agent.update(batch_to_torch(buffer.sample(agent.cfg.batch_size, agent.cfg.horizon, rng)))
@@ -187,6 +194,9 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         buffer = TrajectoryBuffer(state["tasks"], agent.model_cfg.obs_dim, agent.model_cfg.action_dim, state["capacity"])
         buffer.load_state(buffer_state)
         rng = restore_generator(state["rng"])
+        if cfg.demos and state.get("demo_method") != DEMO_METHOD:
+            raise CrossoverError(f"{out}: its demonstrations were used as {state.get('demo_method', 'before 2026-11-27')}"
+                                 f", not as now ({DEMO_METHOD}); start the run afresh in another --out")
         progress(f"[adapt] resuming {out} at env step {state['env_steps']}")
     else:
         agent, info = new_agent(cfg)  # before anything is written: a bad --from leaves no half-made run behind
@@ -209,6 +219,8 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         state = {"env_steps": 0, "episodes": 0, "updates": 0, "wall_s": 0.0, "cpu_s": 0.0, "curve": [],
                  "task_index": task_index, "tasks": info["tasks"], "capacity": capacity, "init_info": info,
                  "next_eval": 0, "eval_wall_s": 0.0, "eval_cpu_s": 0.0, "demo_updates": 0}
+        if cfg.demos:
+            state["demo_method"] = DEMO_METHOD
     warm_up(agent.model_cfg, agent.cfg)  # before the clocks start: a one-time cost of the process, not of this run
     logger = MetricsLogger(out, resume_step=state["env_steps"] if resume else None)
     env = make_env(spec, cfg.episode_length)
@@ -227,11 +239,12 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         last_save = time.time()
 
     try:
-        if cfg.demos and not resume:  # inside adaptation's clocks: its cost is adaptation's
+        if cfg.demos and not state["demo_updates"]:  # inside adaptation's clocks: its cost is adaptation's
             losses = learn_from_demos(agent, buffer, rng, progress)
-            state["demo_updates"] = DEMO_UPDATES_PER_STEP * len(buffer)
+            state["demo_updates"] = DEMO_METHOD["updates_per_step"] * len(buffer)
             logger.log("demos", 0, {"updates": state["demo_updates"], **losses})
             progress(f"[adapt] {state['demo_updates']:,} updates on the {cfg.demos} demonstrations ({clocks()[0]:.0f}s)")
+            checkpoint()  # minutes of work: a kill after it does not redo them
         while True:
             if state["env_steps"] >= state["next_eval"]:  # evaluation happens between episodes only
                 before = clocks()
@@ -309,7 +322,7 @@ def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer
         obs = next_obs
         state["env_steps"] += 1
         if state["env_steps"] > cfg.random_steps and len(buffer) and state["env_steps"] % cfg.update_every == 0:
-            # The first update after the random phase catches up on it, as TD-MPC2 does after its seed steps.
+            # The first update after the seed phase catches up on it, as TD-MPC2 does after its seed steps.
             todo = cfg.random_steps if state["updates"] == 0 and cfg.random_steps else 1
             for _ in range(todo):
                 for k, v in agent.update(sample_batch(cfg, agent, buffer, rng)).items():
