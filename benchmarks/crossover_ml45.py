@@ -18,8 +18,8 @@ A new work tree (a later session) starts from what earlier sessions committed:
   metrics, cost; ~18 MB for the 1m preset, weights and Adam moments) as soon as it finishes, and put back too, so
   no session collects or pretrains again and every run of a scale adapts from the same weights. Commit that folder
   with the JSON.
-The JSON's "provenance" keeps, per run, the code version that made it and the SHA-256 of the pretrained weights it
-started from; the script warns if the runs of one scale started from different models. The JSON is rewritten from
+The JSON's "provenance" keeps, per run, the code version that made it, the SHA-256 of the pretrained weights it
+started from and how it used its demos (online.DEMO_METHOD); the script warns if the runs of one scale started from different models. The JSON is rewritten from
 whatever runs are finished after each run this process finishes (so a session that stops without warning loses
 only the runs in progress) and at the end; `--max-runs 0` only writes it. `--config` runs another study the same way (e.g.
 configs/reach_pilot.yaml; its JSON is results/crossover_reach_pilot.json).

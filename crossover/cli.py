@@ -166,14 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--from", dest="init", default="scratch", metavar="RUN|scratch", help="starting point (default scratch)")
     s.add_argument("--steps", type=int, default=20_000, help="env-step budget (0 measures zero-shot success)")
     s.add_argument("--out", required=True, metavar="RUN", help="run folder for checkpoints and metrics")
-    s.add_argument("--demos", type=int, default=0, help="scripted-expert episodes, learned from before the first "
-                   "step and oversampled after (as MoDem does)")
+    s.add_argument("--demos", type=int, default=0, help="scripted-expert episodes: learned from before the first "
+                   "step, cloned in scratch's seed phase, oversampled after (as MoDem does)")
     s.add_argument("--eval-every", type=int, default=2_000, help="evaluate every this many env steps")
     s.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation (fixed seeds)")
     s.add_argument("--episode-length", type=int, default=200, help="steps per episode (default 200)")
     s.add_argument("--preset", default="1m", choices=["1m", "5m"], help="world-model size for --from scratch")
-    s.add_argument("--seed-steps", type=int, default=None, help="random-action steps before planning, --from scratch "
-                   "only (default: max(1000, 5 episodes))")
+    s.add_argument("--seed-steps", type=int, default=None,
+                   help="seed-phase steps before planning (random actions, or the prior cloned from --demos), "
+                   "--from scratch only (default: max(1000, 5 episodes))")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")

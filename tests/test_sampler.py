@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -57,6 +59,16 @@ def test_a_slice_of_episodes_keeps_windows_to_those_episodes(small_dataset):
                                   buf.sample(50, 3, np.random.default_rng(1)).obs)
     with pytest.raises(CrossoverError, match="among episodes 4..end"):
         buf.sample(1, 3, np.random.default_rng(0), episodes=slice(4, None))
+    # An episode too short for a window still counts in the numbering, and adds no window.
+    e = eps[0]
+    short = dataclasses.replace(e, obs=e.obs[:2], action=e.action[:2], reward=e.reward[:2], success=e.success[:2],
+                                terminated=e.terminated[:2], truncated=e.truncated[:2])
+    buf.add_episode(short, 3)
+    buf.add_episode(eps[3], 3)
+    with pytest.raises(CrossoverError, match="among episodes 4..5"):
+        buf.sample(1, 3, np.random.default_rng(0), episodes=slice(4, 5))
+    b = buf.sample(500, 3, np.random.default_rng(0), episodes=slice(4, None))
+    assert {b.obs[0, j].tobytes() for j in range(500)} <= {row.tobytes() for row in eps[3].obs}
     with pytest.raises(CrossoverError, match="slice of episode numbers"):
         buf.sample(1, 3, np.random.default_rng(0), episodes=slice(-1, None))
 

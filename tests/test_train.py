@@ -19,9 +19,10 @@ from crossover.errors import CrossoverError
 from crossover.train.checkpoint import load_checkpoint, save_checkpoint
 from crossover.data.collect import EpisodeJob, PolicySpec, run_episode
 from crossover.data.sampler import TrajectoryBuffer
-from crossover.train.online import (DEMO_METHOD, AdaptConfig, adapt, add_demos, learn_from_demos, new_agent,
-                                    sample_batch)
-from crossover.train.pretrain import BC_COEF, PretrainConfig, pretrain
+from crossover.agent.agent import Agent
+from crossover.train import online
+from crossover.train.online import AdaptConfig, adapt, add_demos, learn_from_demos, new_agent, sample_batch
+from crossover.train.pretrain import PretrainConfig, pretrain
 
 QUIET = dict(progress=lambda _: None)
 TIMING = ("wall_s", "cpu_s", "eval_wall_s", "eval_cpu_s")  # clock readings: the only columns a rerun may change
@@ -144,6 +145,11 @@ def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, m
     a = load_file(str(tmp_path / "clean/checkpoint/model.safetensors"))
     b = load_file(str(tmp_path / "killed/checkpoint/model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a), "weights after resume differ from the uninterrupted run"
+    if not demos:  # a run begun before demonstrations were recorded in checkpoints (2026-11-27) resumes as ever
+        state_file = tmp_path / "killed/checkpoint/state.json"
+        state = json.loads(state_file.read_text())
+        state_file.write_text(json.dumps({k: v for k, v in state.items() if k != "demo_updates"}))
+        adapt(cfg, tmp_path / "killed", resume=True, **QUIET)
     if demos:  # learned from once, not again on resuming; a run whose demonstrations were used otherwise stops
         assert len(_rows(tmp_path / "killed/demos.csv")) == 1
         state_file = tmp_path / "killed/checkpoint/state.json"
@@ -229,7 +235,8 @@ def test_fine_tune_adds_the_new_task_with_demos(pretrained, tmp_path):
     assert [p["env_steps"] for p in r.curve] == [0, 20]
 
 
-def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter_of_each_batch(tmp_path):
+def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter_of_each_batch(tmp_path,
+                                                                                                monkeypatch):
     # Phase 1 on real expert episodes: the policy prior's error on the demonstrated actions falls.
     cfg = AdaptConfig("reach-v3", demos=2, episode_length=20, seed=3)
     agent, _ = new_agent(cfg)
@@ -246,7 +253,6 @@ def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter
     before = cloning_error()
     learn_from_demos(agent, buffer, np.random.default_rng(1))
     assert cloning_error() < 0.5 * before and agent.cfg.bc_coef == 0  # cloning is for the demonstrations only
-    assert DEMO_METHOD["bc_coef"] == BC_COEF  # the weight pretraining uses
     # Phase 3: 64 of 256 windows come from the demonstrations, the rest from the agent's own episodes once it has
     # one (before that, from the demonstrations too).
     demo_rows = {row.tobytes() for row in buffer.state()["obs"]}  # two episodes of 21 observations
@@ -257,10 +263,17 @@ def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter
         batch = sample_batch(cfg, agent, buffer, np.random.default_rng(2))
         from_demos = [batch["obs"][0, j].numpy().tobytes() in demo_rows for j in range(256)]
         assert batch["obs"].shape[1] == 256 and from_demos == [True] * demo_windows + [False] * (256 - demo_windows)
-    # The whole run logs its demonstration updates: 2 per demonstrated step.
-    r = adapt(dataclasses.replace(cfg, steps=20, eval_every=20, eval_episodes=1, seed_steps=20), tmp_path / "d",
+    # The whole run: its demonstration updates are logged (2 per demonstrated step), its seed phase acts with the
+    # prior, and every update after it takes a batch from sample_batch.
+    seeding, batches = [], []
+    real_act, real_sample = Agent.act, online.sample_batch
+    monkeypatch.setattr(Agent, "act", lambda self, *a, **k: seeding.append(k.get("prior_only") and not
+                                                                            k.get("eval_mode")) or real_act(self, *a, **k))
+    monkeypatch.setattr(online, "sample_batch", lambda *a: batches.append(1) or real_sample(*a))
+    r = adapt(dataclasses.replace(cfg, steps=40, eval_every=40, eval_episodes=1, seed_steps=20), tmp_path / "d",
               **QUIET)
-    assert _rows(tmp_path / "d/demos.csv")[0]["updates"] == "80" and r.curve[-1]["env_steps"] == 20
+    assert _rows(tmp_path / "d/demos.csv")[0]["updates"] == "80" and r.curve[-1]["env_steps"] == 40
+    assert seeding.count(True) == 20 and len(batches) == int(_rows(tmp_path / "d/train.csv")[-1]["updates"]) > 0
 
 
 def test_bad_adapt_input_is_one_line(capsys, tmp_path):

@@ -9,7 +9,7 @@ import yaml
 
 from crossover.errors import CrossoverError
 from crossover.tasks import resolve_tasks
-from crossover.train.pretrain import BC_COEF
+from crossover.agent.agent import BC_COEF
 
 
 @dataclass
@@ -39,7 +39,7 @@ class StudyConfig:
     pretrain_bc_coef: float = BC_COEF  # behaviour-cloning weight of pretraining (PretrainConfig.bc_coef); adapt: 0
     eval_every: int = 2_000  # evaluation period of the adaptation runs, in env steps
     eval_episodes: int = 10  # evaluation episodes per point
-    seed_steps: int | None = None  # random steps before planning in scratch runs (None: adapt's default)
+    seed_steps: int | None = None  # seed-phase steps before planning in scratch runs (None: adapt's default)
     threads: int = 2  # torch threads
 
     def __post_init__(self) -> None:

@@ -461,13 +461,12 @@ def group_records(records: Sequence[RunRecord]) -> dict[GroupKey, list[RunRecord
 
 def summarise_group(key: GroupKey, runs: Sequence[RunRecord], threshold: float, budgets: Sequence[int]) -> GroupSummary:
     """Aggregate one group's runs over seeds."""
-    success: dict[int, SeedStat | None] = {}
-    prior_success: dict[int, SeedStat | None] = {}
-    for budget in budgets:
-        values = [v for v in (success_at_budget(r.curve, budget) for r in runs) if v is not None]
-        success[budget] = mean_ci(values) if values else None
-        values = [v for v in (success_at_budget(r.curve, budget, prior=True) for r in runs) if v is not None]
-        prior_success[budget] = mean_ci(values) if values else None
+    def over_seeds(budget: int, prior: bool) -> SeedStat | None:
+        values = [v for v in (success_at_budget(r.curve, budget, prior) for r in runs) if v is not None]
+        return mean_ci(values) if values else None
+
+    success = {budget: over_seeds(budget, prior=False) for budget in budgets}
+    prior_success = {budget: over_seeds(budget, prior=True) for budget in budgets}
     if all(v is None for v in prior_success.values()):
         prior_success = {}
     pretrain_cost = None

@@ -48,6 +48,9 @@ def _num(x: float) -> str:
     return f"{x:.2f}"
 
 
+GROUP_COLUMNS = ("target", "arm", "scale", "demos", "seeds")  # what names a group of runs, in every table
+
+
 def _fmt_success(stat: SeedStat | None) -> str:
     return "-" if stat is None else f"{stat.mean:.2f}"
 
@@ -133,7 +136,7 @@ def _break_even_for(summary: StudySummary, group: GroupSummary) -> BreakEvenResu
 
 def summary_table(summary: StudySummary) -> str:
     """Plain-text KPI table, one row per (target, arm, scale, demos) group."""
-    header = ["target", "arm", "scale", "demos", "seeds"]
+    header = list(GROUP_COLUMNS)
     header += [f"success@{b:,}" for b in summary.budgets]
     header += [f"steps to {summary.threshold:.2f}", "ratio", "N* cpu", "N* wall"]
     last = summary.budgets[-1]
@@ -482,7 +485,7 @@ def _render_html(summary: StudySummary, title: str) -> str:
     )
 
     parts.append("<h2>KPIs per configuration</h2>\n")
-    header = ["target", "arm", "scale", "demos", "seeds"] + [f"success @ {b:,}" for b in summary.budgets]
+    header = [*GROUP_COLUMNS, *(f"success @ {b:,}" for b in summary.budgets)]
     header += [f"steps to {thr:.2f}", f"CPU to {thr:.2f}", f"wall to {thr:.2f}"]
     rows = []
     for g in summary.groups:
@@ -503,7 +506,7 @@ def _render_html(summary: StudySummary, title: str) -> str:
                      "without planning, on the same evaluation episodes: a probe of the planner, not a KPI. Where "
                      "planning scores below the prior, the world model's reward and value are not yet telling good "
                      "actions from bad. Seeds: the runs that measured it (from 2026-11-27).</p>\n")
-        header = ["target", "arm", "scale", "demos", "seeds"] + [f"prior @ {b:,}" for b in summary.budgets]
+        header = [*GROUP_COLUMNS, *(f"prior @ {b:,}" for b in summary.budgets)]
         rows = [[e(g.key.target), e(g.key.arm), e(_fmt_scale(g.key.scale)), str(g.key.demos),
                  str(max((s.n for s in g.prior_success.values() if s), default=0))]
                 + [_success_cell(g.prior_success.get(b)) for b in summary.budgets] for g in probed]

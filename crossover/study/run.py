@@ -277,7 +277,7 @@ def _finished_record(record_file: Path, progress) -> Path | None:
 def _adapt_run(cfg: StudyConfig, out: Path, run_id: str, target: str, scale: Scale | None, demos: int, seed: int,
                pretrain_cost: dict | None, progress) -> Path:
     from crossover.train.checkpoint import weights_sha256
-    from crossover.train.online import AdaptConfig, adapt
+    from crossover.train.online import DEMO_METHOD, AdaptConfig, adapt
 
     run = out / "runs" / run_id
     record_file = run / "result.json"
@@ -296,9 +296,10 @@ def _adapt_run(cfg: StudyConfig, out: Path, run_id: str, target: str, scale: Sca
         "adapt_cost": {"env_steps": r.env_steps, "wall_s": r.wall_s, "cpu_s": r.cpu_s, "demos": demos,
                        "eval_wall_s": r.eval_wall_s, "eval_cpu_s": r.eval_cpu_s},
         "pretrain_cost": None if pretrain_cost is None else {k: pretrain_cost[k] for k in ("wall_s", "cpu_s", "env_steps")},
-        # Which code made the run and which weights it started from (not read by the KPIs).
+        # Which code made the run, which weights it started from and how it used its demos (not read by the KPIs).
         "provenance": {"code_version": CODE_VERSION,
-                       "pretrained_weights_sha256": None if scale is None else weights_sha256(Path(acfg.init))},
+                       "pretrained_weights_sha256": None if scale is None else weights_sha256(Path(acfg.init)),
+                       "demo_method": DEMO_METHOD if demos else None},
     }
     parse_run_record(record, str(record_file))  # the schema check, before anything is written
     write_json_atomic(record_file, record)

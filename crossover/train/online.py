@@ -2,8 +2,7 @@
 
 `adapt()` is the task-specific learner of Crossover. From scratch it starts with random weights and a seed phase
 of uniformly random actions, or of the prior cloned from demonstrations if it has some (an untrained planner has
-nothing to plan with); from a pretrained run it adds the
-target task to the model and plans from its first step. Everything else (updates, evaluation, budget, the use of
+nothing to plan with); from a pretrained run it adds the target task to the model and plans from its first step. Everything else (updates, evaluation, budget, the use of
 demonstrations) is the same code path, so the comparison between the two is fair by construction.
 """
 from __future__ import annotations
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crossover.agent.agent import Agent, AgentConfig
+from crossover.agent.agent import BC_COEF, Agent, AgentConfig
 from crossover.data.collect import EpisodeJob, PolicySpec, run_episode
 from crossover.atomic import write_json_atomic
 from crossover.data.episodes import Episode
@@ -30,7 +29,9 @@ from crossover.train.metrics import MetricsLogger
 from crossover.train.warmup import warm_up
 
 # Besides every evaluation, a checkpoint at the first episode end after this many wall seconds, so a killed run
-# loses at most a few minutes whatever its evaluation period. Where checkpoints fall does not change the results.
+# loses at most a few minutes whatever its evaluation period (or, killed before its first evaluation ends, the
+# updates on its demonstrations: 2,000 for 5 demos of 200 steps, 3-10 min). Where checkpoints fall does not change
+# the results.
 CHECKPOINT_EVERY_S = 300.0
 
 # What an agent does with K expert demonstrations, both arms alike, after MoDem (Hansen et al., 2023, "MoDem:
@@ -38,13 +39,13 @@ CHECKPOINT_EVERY_S = 300.0
 # 1. before any interaction, updates_per_step updates per demonstrated step on the demonstrations alone, with a
 #    behaviour-cloning term of weight bc_coef (the policy prior imitates them; the model learns their dynamics,
 #    reward and value). MoDem clones for 2 iterations per demonstrated step; the weight is the one pretraining uses
-#    by default (pretrain.BC_COEF), fixed here whatever a study's pretrain_bc_coef is;
+#    by default (BC_COEF), fixed here whatever a study's pretrain_bc_coef is;
 # 2. scratch's seed phase acts with that policy prior instead of uniformly random actions (MoDem's seeding);
 # 3. online, batch_fraction of every batch is drawn from the demonstrations and the rest from the agent's own
 #    episodes (all from the demonstrations until there is one). MoDem's Meta-World setting anneals this from 0.5
 #    to 0.25 over 50k steps; our budgets are 20k, so the end value, held.
 # A run records these in its checkpoint and resumes only with the same.
-DEMO_METHOD = {"updates_per_step": 2, "bc_coef": 2.5, "batch_fraction": 0.25}
+DEMO_METHOD = {"updates_per_step": 2, "bc_coef": BC_COEF, "batch_fraction": 0.25}
 
 
 @dataclass
@@ -218,7 +219,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
             progress(f"[adapt] fine-tuning {cfg.init}: {cfg.task} embedding from {info['embedding_from']}")
         state = {"env_steps": 0, "episodes": 0, "updates": 0, "wall_s": 0.0, "cpu_s": 0.0, "curve": [],
                  "task_index": task_index, "tasks": info["tasks"], "capacity": capacity, "init_info": info,
-                 "next_eval": 0, "eval_wall_s": 0.0, "eval_cpu_s": 0.0, "demo_updates": 0}
+                 "next_eval": 0, "eval_wall_s": 0.0, "eval_cpu_s": 0.0, "demo_updates": 0}  # (a record)
         if cfg.demos:
             state["demo_method"] = DEMO_METHOD
     warm_up(agent.model_cfg, agent.cfg)  # before the clocks start: a one-time cost of the process, not of this run
@@ -239,12 +240,14 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         last_save = time.time()
 
     try:
-        if cfg.demos and not state["demo_updates"]:  # inside adaptation's clocks: its cost is adaptation's
+        # Inside adaptation's clocks: their cost is adaptation's. Before the first checkpoint (the one after the
+        # evaluation at step 0), so a run killed before it starts over: a checkpoint of its own would share step 0
+        # with that evaluation's, and a resume could not tell which of the two the metric rows at step 0 followed.
+        if cfg.demos and not resume:
             losses = learn_from_demos(agent, buffer, rng, progress)
             state["demo_updates"] = DEMO_METHOD["updates_per_step"] * len(buffer)
             logger.log("demos", 0, {"updates": state["demo_updates"], **losses})
             progress(f"[adapt] {state['demo_updates']:,} updates on the {cfg.demos} demonstrations ({clocks()[0]:.0f}s)")
-            checkpoint()  # minutes of work: a kill after it does not redo them
         while True:
             if state["env_steps"] >= state["next_eval"]:  # evaluation happens between episodes only
                 before = clocks()

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from crossover.agent.agent import Agent, AgentConfig
+from crossover.agent.agent import BC_COEF, Agent, AgentConfig
 from crossover.atomic import write_json_atomic
 from crossover.data.collect import check_prefix_holds_mix
 from crossover.data.episodes import OURS, EpisodeDataset
@@ -30,11 +30,6 @@ from crossover.train.checkpoint import (generator_state, load_checkpoint, prepar
 from crossover.train.metrics import MetricsLogger
 from crossover.train.online import batch_to_torch
 from crossover.train.warmup import warm_up
-
-# The default behaviour-cloning weight on the policy prior in pretraining. Offline, TD-MPC2's max-Q prior learned
-# almost no behaviour (6% zero-shot success on 8 of its own source tasks after 20k updates, planner 14%); with 2.5
-# the prior alone reached 78% after 3.5k updates (0.25: 60%). Measured on the reach pilot's data.
-BC_COEF = 2.5
 
 
 @dataclass

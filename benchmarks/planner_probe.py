@@ -1,0 +1,117 @@
+"""Does planning add anything to the policy prior it starts from? A probe of an adaptation run's world model.
+
+MPPI planning (crossover/agent/planner.py) scores action sequences with the model's rewards and terminal value;
+it can only beat the policy prior if those scores tell good actions from bad. This probe evaluates one run's
+final agent three ways on the same evaluation episodes: the policy prior's mean action alone, our planner (48
+samples x 3 iterations), and, with --td-mpc2, a planner of TD-MPC2's size (512 x 6, 64 elites; ~12x slower). It
+also measures how much the model's value of a 3-step sequence depends on the actions: along a rollout of the
+prior, every 20 steps, the values of prior sequences against Gaussian ones (std 2, as the planner's first
+iteration draws them). A spread of a few percent means the planner is picking by noise.
+
+Found with it (2026-11-27, session 11): on bin-picking-v3 after pretraining on ML45-train and 2,000 updates on 5
+demonstrations, the prior alone succeeded 10/10 and both planners 0/10.
+
+Usage (from the repository root): python benchmarks/planner_probe.py RUN [--task T] [--episodes N] [--td-mpc2]
+Writes benchmarks/results/planner_probe_<run folder name>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_result  # noqa: E402
+
+from crossover.agent.planner import rollout_value  # noqa: E402
+from crossover.errors import CrossoverError  # noqa: E402
+from crossover.eval.rollout import EVAL_SEED_BASE, evaluate  # noqa: E402
+from crossover.tasks import get_task, make_env  # noqa: E402
+from crossover.train.checkpoint import load_checkpoint  # noqa: E402
+
+TD_MPC2 = {"num_samples": 512, "iterations": 6, "num_elites": 64}  # Hansen et al. 2024, their default planner
+
+
+def value_spread(agent, spec, task_index: int, episode_length: int, every: int = 20, samples: int = 96) -> list[dict]:
+    """Along one rollout of the prior's mean action: the model's mean value of prior and of Gaussian sequences."""
+    model, task = agent.model, torch.tensor(task_index)
+    generator = torch.Generator().manual_seed(0)
+    heads = torch.arange(min(2, model.cfg.num_q))
+    rows = []
+    env = make_env(spec, episode_length)
+    try:
+        obs = env.reset(EVAL_SEED_BASE)
+        for t in range(episode_length):
+            if t % every == 0:
+                with torch.inference_mode():
+                    z = model.encode(torch.as_tensor(obs, dtype=torch.float32)[None], task)
+                    rows_z = z.expand(agent.cfg.num_pi_trajs + samples, -1)
+                    gaussian = (agent.cfg.max_std * torch.randn(agent.cfg.horizon, samples, model.cfg.action_dim,
+                                                                generator=generator)).clamp(-1, 1)
+                    _, v = rollout_value(model, rows_z, task, gaussian * model.action_mask[task],
+                                         agent.cfg.num_pi_trajs, agent.discount, generator, heads)
+                prior, other = v[:agent.cfg.num_pi_trajs], v[agent.cfg.num_pi_trajs:]
+                rows.append({"step": t, "prior_mean": round(prior.mean().item(), 2),
+                             "gaussian_mean": round(other.mean().item(), 2),
+                             "best_is_prior": bool(v.argmax().item() < agent.cfg.num_pi_trajs)})
+            obs, _, terminated, truncated, _ = env.step(agent.act(obs, task_index, eval_mode=True, prior_only=True))
+            if terminated or truncated:
+                break
+    finally:
+        env.close()
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", help="a `crossover adapt` run folder")
+    p.add_argument("--task", default=None, help="default: the run's own task")
+    p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per way of acting")
+    p.add_argument("--td-mpc2", action="store_true", help="also plan with TD-MPC2's sample budget (slow)")
+    args = p.parse_args()
+    try:
+        run = Path(args.run)
+        config = run / "adapt_config.json"
+        if not config.exists():
+            raise CrossoverError(f"{run}: not a `crossover adapt` run (no adapt_config.json)")
+        saved = json.loads(config.read_text())
+        task = args.task or saved["task"]
+        if args.episodes < 1:
+            raise CrossoverError(f"--episodes must be at least 1 (got {args.episodes})")
+        torch.set_num_threads(saved.get("threads", 2))
+        agent, state, _ = load_checkpoint(run / "checkpoint")
+        if task not in state["tasks"]:
+            raise CrossoverError(f"{run}: the agent was not trained on {task!r}")
+        spec, index, length = get_task(task), state["tasks"].index(task), saved["episode_length"]
+        ways = [("prior alone", None), ("planner, ours", {})] + ([("planner, TD-MPC2 size", TD_MPC2)] if args.td_mpc2 else [])
+        ours = {k: getattr(agent.cfg, k) for k in TD_MPC2}
+        results = []
+        for name, sizes in ways:
+            for k, v in {**ours, **(sizes or {})}.items():
+                setattr(agent.cfg, k, v)
+            t0 = time.time()
+            ev = evaluate(agent, spec, index, args.episodes, length, prior_only=sizes is None)
+            results.append({"acting": name, "success": ev.success_rate, "return": round(ev.mean_return, 1),
+                            "seconds": round(time.time() - t0, 1)})
+            print(f"{name:24s} success {ev.success_rate:4.0%}  return {ev.mean_return:8.1f}  ({time.time() - t0:.0f}s)",
+                  flush=True)
+        for k, v in ours.items():
+            setattr(agent.cfg, k, v)
+        spread = value_spread(agent, spec, index, length)
+        print("\nstep  value of prior sequences  of Gaussian ones  best is a prior sequence")
+        for r in spread:
+            print(f"{r['step']:4d}  {r['prior_mean']:24.1f}  {r['gaussian_mean']:16.1f}  {r['best_is_prior']}")
+        out = write_result(f"planner_probe_{run.name}", {"run": str(run), "task": task, "env_steps": state["env_steps"],
+                                                         "episodes": args.episodes, "acting": results,
+                                                         "value_spread": spread})
+        print(f"\nwrote {out}")
+    except CrossoverError as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()
