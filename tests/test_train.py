@@ -21,7 +21,8 @@ from crossover.data.collect import EpisodeJob, PolicySpec, run_episode
 from crossover.data.sampler import TrajectoryBuffer
 from crossover.agent.agent import Agent
 from crossover.train import online
-from crossover.train.online import AdaptConfig, adapt, add_demos, learn_from_demos, new_agent, sample_batch
+from crossover.train.online import (DEMO_METHOD, AdaptConfig, adapt, add_demos, learn_from_demos, new_agent,
+                                    sample_batch)
 from crossover.train.pretrain import PretrainConfig, pretrain
 
 QUIET = dict(progress=lambda _: None)
@@ -263,6 +264,8 @@ def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter
         batch = sample_batch(cfg, agent, buffer, np.random.default_rng(2))
         from_demos = [batch["obs"][0, j].numpy().tobytes() in demo_rows for j in range(256)]
         assert batch["obs"].shape[1] == 256 and from_demos == [True] * demo_windows + [False] * (256 - demo_windows)
+        # The cloning term stays on the demonstrations' windows, and on theirs only.
+        assert batch["bc_weight"].tolist() == [DEMO_METHOD["bc_coef"]] * 64 + [0.0] * 192
     # The whole run: its demonstration updates are logged (2 per demonstrated step), its seed phase acts with the
     # prior, and every update after it takes a batch from sample_batch.
     seeding, batches = [], []

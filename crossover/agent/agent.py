@@ -165,7 +165,8 @@ class Agent:
         """One gradient step of the world model, one of the policy prior, and a Polyak step of the target Q.
 
         batch: obs [H+1, B, obs_dim], action [H, B, action_dim], reward [H, B], task [B] int64, and optionally
-        terminated [H, B] (1 where the episode ended at that transition; Meta-World never terminates).
+        terminated [H, B] (1 where the episode ended at that transition; Meta-World never terminates) and
+        bc_weight [B] (a behaviour-cloning weight per window, in place of cfg.bc_coef on all of them).
         """
         cfg, model, g = self.cfg, self.model, self.generator
         obs, action, reward, task = batch["obs"], batch["action"], batch["reward"], batch["task"]
@@ -225,11 +226,15 @@ class Agent:
         # actions the data never tried, where Q is a guess; pulling its mean toward the logged actions keeps it
         # where Q was trained. Squared error per real action dim, weighted over the horizon like the Q term.
         bc_loss = torch.zeros(())
-        if cfg.bc_coef > 0:
+        weight = batch.get("bc_weight")
+        if cfg.bc_coef > 0 or weight is not None:
             real_dims = model.action_mask[task].sum(-1).clamp(min=1)  # [B]
             bc = (policy.mean[:-1] - action).square().sum(-1) / real_dims  # [H, B]
-            bc_loss = (bc.mean(-1) * rho[:-1]).mean()
-            pi_loss = pi_loss + cfg.bc_coef * bc_loss
+            bc_loss = (bc.mean(-1) * rho[:-1]).mean()  # (logged: the cloning error over every window)
+            if weight is None:
+                pi_loss = pi_loss + cfg.bc_coef * bc_loss
+            else:
+                pi_loss = pi_loss + ((bc * weight).mean(-1) * rho[:-1]).mean()
         self.pi_optim.zero_grad(set_to_none=True)
         pi_loss.backward()
         pi_grad_norm = torch.nn.utils.clip_grad_norm_(self.model.policy_parameters, cfg.grad_clip_norm, foreach=True)
