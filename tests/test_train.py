@@ -264,7 +264,7 @@ def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter
         batch = sample_batch(cfg, agent, buffer, np.random.default_rng(2))
         from_demos = [batch["obs"][0, j].numpy().tobytes() in demo_rows for j in range(256)]
         assert batch["obs"].shape[1] == 256 and from_demos == [True] * demo_windows + [False] * (256 - demo_windows)
-        # The cloning term stays on the demonstrations' windows, and on theirs only.
+        # The cloning term stays on the batch's demonstration share (its first 64 windows), and on that only.
         assert batch["bc_weight"].tolist() == [DEMO_METHOD["bc_coef"]] * 64 + [0.0] * 192
     # The whole run: its demonstration updates are logged (2 per demonstrated step), its seed phase acts with the
     # prior, and every update after it takes a batch from sample_batch.

@@ -46,7 +46,8 @@ CHECKPOINT_EVERY_S = 300.0
 #    to 0.25 over 50k steps; our budgets are 20k, so the end value, held. With online_bc, the cloning term stays
 #    on the demonstrations' windows of each batch, as Nair et al. (2018, "Overcoming Exploration in Reinforcement
 #    Learning with Demonstrations") keep theirs; MoDem drops it. Without it, on bin-picking-v3 after pretraining,
-#    the prior that phase 1 made (10/10 successes alone) was at 0/10 after 1,000 env steps (session 11 pilot).
+#    the prior that phase 1 made (10/10 successes alone) was at 0/10 after 1,000 env steps; with it, 7/10 (session
+#    11 pilot, one seed).
 # A run records these in its checkpoint and resumes only with the same.
 DEMO_METHOD = {"updates_per_step": 2, "bc_coef": BC_COEF, "batch_fraction": 0.25, "online_bc": True}
 
