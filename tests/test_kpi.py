@@ -204,6 +204,7 @@ def test_record_round_trips_through_json(tmp_path):
         (lambda d: d.pop("seed"), "seed"),
         (lambda d: d["curve"][1].pop("success"), "curve[1].success"),
         (lambda d: d["curve"][1].update(success=1.5), "curve[1].success"),
+        (lambda d: d["curve"][1].update(prior_success="0.5"), "curve[1].prior_success"),
         (lambda d: d["curve"][2].update(env_steps=5), "curve[2].env_steps"),
         (lambda d: d.update(arm="finetuned"), "arm"),
         (lambda d: d.update(demos=True), "demos"),
