@@ -141,7 +141,8 @@ class TrajectoryBuffer:
             raise CrossoverError(f"windows of {horizon} actions asked for, but episodes were added for windows of "
                                  f"{min(self._horizons)}: longer ones would run past their episode")
         lo, hi = self._row_range(episodes)
-        starts_of = {t: s[np.searchsorted(s, lo):np.searchsorted(s, hi)]  # rows grow as episodes come: sorted
+        # Rows grow as episodes come, so each task's window starts are sorted and a row range is a slice of them.
+        starts_of = {t: s if episodes is None else s[np.searchsorted(s, lo):np.searchsorted(s, hi)]
                      for t in (range(len(self.tasks)) if task is None else [task]) for s in [self._task_starts(t)]}
         ready = [t for t, s in starts_of.items() if len(s)]
         if not ready:

@@ -468,6 +468,12 @@ def _to_threshold_cell(stat: SeedStat, fmt: Callable[[float], str] = _steps) -> 
     return html.escape(_fmt_to_threshold(stat, fmt)) + _ci_span(stat, fmt, 0.0)  # censored stats have no ci
 
 
+def _group_cells(g: GroupSummary, seeds: int) -> list[str]:
+    """The GROUP_COLUMNS cells of an HTML row, escaped."""
+    return [html.escape(g.key.target), html.escape(g.key.arm), html.escape(_fmt_scale(g.key.scale)), str(g.key.demos),
+            str(seeds)]
+
+
 def _render_html(summary: StudySummary, title: str) -> str:
     e = html.escape
     thr = summary.threshold
@@ -490,7 +496,7 @@ def _render_html(summary: StudySummary, title: str) -> str:
     rows = []
     for g in summary.groups:
         rows.append(
-            [e(g.key.target), e(g.key.arm), e(_fmt_scale(g.key.scale)), str(g.key.demos), str(len(g.seeds))]
+            _group_cells(g, len(g.seeds))
             + [_success_cell(g.success[b]) for b in summary.budgets]
             + [
                 _to_threshold_cell(g.steps_to_threshold),
@@ -507,8 +513,7 @@ def _render_html(summary: StudySummary, title: str) -> str:
                      "planning scores below the prior, the world model's reward and value are not yet telling good "
                      "actions from bad. Seeds: the runs that measured it (from 2026-11-27).</p>\n")
         header = [*GROUP_COLUMNS, *(f"prior @ {b:,}" for b in summary.budgets)]
-        rows = [[e(g.key.target), e(g.key.arm), e(_fmt_scale(g.key.scale)), str(g.key.demos),
-                 str(max((s.n for s in g.prior_success.values() if s), default=0))]
+        rows = [_group_cells(g, max((s.n for s in g.prior_success.values() if s), default=0))
                 + [_success_cell(g.prior_success.get(b)) for b in summary.budgets] for g in probed]
         parts.append(_table(header, rows, left=(0, 1, 2)))
 

@@ -155,8 +155,8 @@ def sample_batch(cfg: AdaptConfig, agent: Agent, buffer: TrajectoryBuffer, rng: 
 
 def learn_from_demos(agent: Agent, buffer: TrajectoryBuffer, rng: np.random.Generator,
                      progress=lambda _: None) -> dict[str, float]:
-    """Phase 1 of the demonstrations (see DEMO_METHOD): offline updates on them, cloning their actions. Returns the
-    last update's losses."""
+    """Phase 1 of the demonstrations (see DEMO_METHOD): offline updates on them, cloning their actions. Returns how
+    many updates it made and the last one's losses."""
     losses: dict[str, float] = {}
     todo, last_print = DEMO_METHOD["updates_per_step"] * len(buffer), time.time()  # the buffer: demonstrations only
     clone = torch.full((agent.cfg.batch_size,), float(DEMO_METHOD["bc_coef"]))
@@ -166,7 +166,7 @@ def learn_from_demos(agent: Agent, buffer: TrajectoryBuffer, rng: np.random.Gene
         if time.time() - last_print > 15:
             last_print = time.time()
             progress(f"[adapt] learning from the demonstrations: update {i + 1:,}/{todo:,}")
-    return losses
+    return {"updates": todo, **losses}
 
 
 def batch_to_torch(batch) -> dict[str, torch.Tensor]:
@@ -224,7 +224,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
             progress(f"[adapt] fine-tuning {cfg.init}: {cfg.task} embedding from {info['embedding_from']}")
         state = {"env_steps": 0, "episodes": 0, "updates": 0, "wall_s": 0.0, "cpu_s": 0.0, "curve": [],
                  "task_index": task_index, "tasks": info["tasks"], "capacity": capacity, "init_info": info,
-                 "next_eval": 0, "eval_wall_s": 0.0, "eval_cpu_s": 0.0, "demo_updates": 0}  # (a record)
+                 "next_eval": 0, "eval_wall_s": 0.0, "eval_cpu_s": 0.0}
         if cfg.demos:
             state["demo_method"] = DEMO_METHOD
     warm_up(agent.model_cfg, agent.cfg)  # before the clocks start: a one-time cost of the process, not of this run
@@ -249,10 +249,9 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         # evaluation at step 0), so a run killed before it starts over: a checkpoint of its own would share step 0
         # with that evaluation's, and a resume could not tell which of the two the metric rows at step 0 followed.
         if cfg.demos and not resume:
-            losses = learn_from_demos(agent, buffer, rng, progress)
-            state["demo_updates"] = DEMO_METHOD["updates_per_step"] * len(buffer)
-            logger.log("demos", 0, {"updates": state["demo_updates"], **losses})
-            progress(f"[adapt] {state['demo_updates']:,} updates on the {cfg.demos} demonstrations ({clocks()[0]:.0f}s)")
+            row = learn_from_demos(agent, buffer, rng, progress)
+            logger.log("demos", 0, row)
+            progress(f"[adapt] {row['updates']:,} updates on the {cfg.demos} demonstrations ({clocks()[0]:.0f}s)")
         while True:
             if state["env_steps"] >= state["next_eval"]:  # evaluation happens between episodes only
                 before = clocks()
