@@ -1,5 +1,6 @@
-"""The pretraining probe's bad input is a one-line error, given before any pretraining is extended."""
+"""The probes' bad input is a one-line error, given before any pretraining is extended or agent loaded."""
 
+import json
 import sys
 
 import pytest
@@ -15,6 +16,23 @@ import pytest
 def test_bad_probe_input_is_a_one_line_error(argv, expected, monkeypatch, benchmark_script):
     module = benchmark_script("pretrain_probe")
     monkeypatch.setattr(sys, "argv", ["pretrain_probe.py", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        module.main()
+    message = str(exit_info.value.code)
+    assert len(message.splitlines()) == 1 and expected in message, message
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], "not a `crossover adapt` run (no adapt_config.json)"),
+    (["--episodes", "0"], "--episodes must be at least 1 (got 0)"),
+])
+def test_bad_planner_probe_input_is_a_one_line_error(argv, expected, monkeypatch, benchmark_script, tmp_path):
+    run = tmp_path / "run"
+    if argv:  # an adaptation run's folder, so that the bad flag is what is wrong
+        run.mkdir()
+        (run / "adapt_config.json").write_text(json.dumps({"task": "reach-v3"}))
+    module = benchmark_script("planner_probe")
+    monkeypatch.setattr(sys, "argv", ["planner_probe.py", str(run), *argv])
     with pytest.raises(SystemExit) as exit_info:
         module.main()
     message = str(exit_info.value.code)

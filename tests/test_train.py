@@ -281,6 +281,10 @@ def test_bad_adapt_input_is_one_line(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "/nonexistent" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "b").exists(), "a failed start leaves no half-made run folder"
+    assert main(["adapt", "--task", "reach-v3", "--demos", "1", "--episode-length", "2", "--out",
+                 str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "demos need episodes of at least 3 steps" in err and len(err.strip().splitlines()) == 1
 
 
 def test_pretrain_bad_inputs_are_one_line(tmp_path, capsys, small_dataset):
