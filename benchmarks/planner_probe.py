@@ -2,9 +2,10 @@
 
 MPPI planning (crossover/agent/planner.py) scores action sequences with the model's rewards and terminal value;
 it can only beat the policy prior if those scores tell good actions from bad. This probe evaluates one run's
-final agent three ways on the same evaluation episodes: the policy prior's mean action alone, our planner (48
-samples x 3 iterations), and, with --td-mpc2, a planner of TD-MPC2's size (512 x 6, 64 elites; ~12x slower). It
-also measures how much the model's value of a 3-step sequence depends on the actions: along a rollout of the
+final agent on the same evaluation episodes: the policy prior's mean action alone, our planner (48 samples x 3
+iterations), with --td-mpc2 a planner of TD-MPC2's size (512 x 6, 64 elites; ~12x slower), and three ways of
+acting near the prior (NearPrior): its mean plus noise, and the best-valued or a random one of 48 noisy copies
+of its planned sequence. It also measures how much the model's value of a 3-step sequence depends on the actions: along a rollout of the
 prior, every 20 steps, the values of prior sequences against Gaussian ones (std 2, as the planner's first
 iteration draws them). A spread of a few percent means the planner is picking by noise.
 
@@ -34,6 +35,41 @@ from crossover.tasks import get_task, make_env  # noqa: E402
 from crossover.train.checkpoint import load_checkpoint  # noqa: E402
 
 TD_MPC2 = {"num_samples": 512, "iterations": 6, "num_elites": 64}  # Hansen et al. 2024, their default planner
+NEAR_STD, NEAR_SAMPLES = 0.3, 48  # how far from the prior NearPrior acts; how many sequences it picks from
+
+
+class NearPrior:
+    """Acts near the policy prior's mean action, to tell whether the model's value helps or harms there.
+
+    With pick None: the prior's mean plus Gaussian noise of std `std` (does the task tolerate that much noise?).
+    With pick "value" or "random": `samples` action sequences, the prior's mean sequence (rolled out in the model)
+    plus noise of std `std`, of which the one the model values most, or one drawn at random, gives the action.
+    If random picks succeed where value picks fail, the value prefers the wrong actions, not just noisy ones.
+    """
+
+    def __init__(self, agent, std: float, pick: str | None = None, samples: int = 48):
+        self.agent, self.std, self.pick, self.samples = agent, std, pick, samples
+
+    def act(self, obs, task_index: int, t0: bool = False, eval_mode: bool = True,
+            generator: torch.Generator | None = None, prior_only: bool = False):
+        agent, model, task = self.agent, self.agent.model, torch.tensor(task_index)
+        with torch.inference_mode():
+            z = model.encode(torch.as_tensor(obs, dtype=torch.float32)[None], task)
+            mask = model.action_mask[task]
+            if self.pick is None:
+                mean = model.pi(z, task).mean[0]
+                return ((mean + self.std * torch.randn(mean.shape, generator=generator)).clamp(-1, 1) * mask).numpy()
+            prior, zt = [], z
+            for _ in range(agent.cfg.horizon):
+                prior.append(model.pi(zt, task).mean[0])
+                zt, _ = model.step(zt, prior[-1][None], task)
+            noise = torch.randn(agent.cfg.horizon, self.samples, model.cfg.action_dim, generator=generator)
+            actions = (torch.stack(prior)[:, None] + self.std * noise).clamp(-1, 1) * mask
+            heads = torch.randperm(model.cfg.num_q, generator=generator)[:2]
+            _, value = rollout_value(model, z.expand(self.samples, -1), task, actions, 0, agent.discount, generator,
+                                     heads)
+            best = value.argmax() if self.pick == "value" else torch.randint(self.samples, (), generator=generator)
+            return actions[0, best].numpy().copy()
 
 
 def value_spread(agent, spec, task_index: int, episode_length: int, every: int = 20, samples: int = 96) -> list[dict]:
@@ -88,13 +124,17 @@ def main() -> None:
             raise CrossoverError(f"{run}: the agent was not trained on {task!r}")
         spec, index, length = get_task(task), state["tasks"].index(task), saved["episode_length"]
         ways = [("prior alone", None), ("planner, ours", {})] + ([("planner, TD-MPC2 size", TD_MPC2)] if args.td_mpc2 else [])
+        ways += [(f"prior + noise {NEAR_STD}", NearPrior(agent, NEAR_STD)),
+                 (f"near prior, best value of {NEAR_SAMPLES}", NearPrior(agent, NEAR_STD, "value", NEAR_SAMPLES)),
+                 (f"near prior, random of {NEAR_SAMPLES}", NearPrior(agent, NEAR_STD, "random", NEAR_SAMPLES))]
         ours = {k: getattr(agent.cfg, k) for k in TD_MPC2}
         results = []
-        for name, sizes in ways:
-            for k, v in {**ours, **(sizes or {})}.items():
+        for name, how in ways:
+            for k, v in {**ours, **(how if isinstance(how, dict) else {})}.items():
                 setattr(agent.cfg, k, v)
             t0 = time.time()
-            ev = evaluate(agent, spec, index, args.episodes, length, prior_only=sizes is None)
+            actor = how if isinstance(how, NearPrior) else agent
+            ev = evaluate(actor, spec, index, args.episodes, length, prior_only=how is None)
             results.append({"acting": name, "success": ev.success_rate, "return": round(ev.mean_return, 1),
                             "seconds": round(time.time() - t0, 1)})
             print(f"{name:24s} success {ev.success_rate:4.0%}  return {ev.mean_return:8.1f}  ({time.time() - t0:.0f}s)",

@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=20_000, help="env-step budget (0 measures zero-shot success)")
     s.add_argument("--out", required=True, metavar="RUN", help="run folder for checkpoints and metrics")
     s.add_argument("--demos", type=int, default=0, help="scripted-expert episodes: learned from before the first "
-                   "step, cloned in scratch's seed phase, oversampled and cloned after (see DEMO_METHOD)")
+                   "step, cloned in scratch's seed phase, oversampled and cloned after; the cloned prior acts in "
+                   "a falling share of the first training episodes (see DEMO_METHOD)")
     s.add_argument("--eval-every", type=int, default=2_000, help="evaluate every this many env steps")
     s.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation (fixed seeds)")
     s.add_argument("--episode-length", type=int, default=200, help="steps per episode (default 200)")

@@ -262,16 +262,28 @@ def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter
         # The cloning term stays on the batch's demonstration share (its first 64 windows), and on that only.
         assert batch["bc_weight"].tolist() == [DEMO_METHOD["bc_coef"]] * 64 + [0.0] * 192
     # The whole run: its demonstration updates are logged (2 per demonstrated step), its seed phase acts with the
-    # prior, and every update after it takes a batch from sample_batch.
-    seeding, batches = [], []
+    # prior, the planner acts once the handover is over (here after 20 steps), and every update after the seed
+    # phase takes a batch from sample_batch.
+    training_prior, batches = [], []  # (evaluation acts with a generator of its own)
     real_act, real_sample = Agent.act, online.sample_batch
-    monkeypatch.setattr(Agent, "act", lambda self, *a, **k: seeding.append(k.get("prior_only") and not
-                                                                            k.get("eval_mode")) or real_act(self, *a, **k))
+    monkeypatch.setattr(Agent, "act", lambda self, *a, **k: training_prior.append(
+        k.get("prior_only") and k.get("generator") is None) or real_act(self, *a, **k))
     monkeypatch.setattr(online, "sample_batch", lambda *a: batches.append(1) or real_sample(*a))
+    monkeypatch.setitem(DEMO_METHOD, "handover_steps", 20)
     r = adapt(dataclasses.replace(cfg, steps=40, eval_every=40, eval_episodes=1, seed_steps=20), tmp_path / "d",
               **QUIET)
     assert _rows(tmp_path / "d/demos.csv")[0]["updates"] == "80" and r.curve[-1]["env_steps"] == 40
-    assert seeding.count(True) == 20 and len(batches) == int(_rows(tmp_path / "d/train.csv")[-1]["updates"]) > 0
+    train = _rows(tmp_path / "d/train.csv")
+    assert [row["acted_by"] for row in train] == ["prior", "planner"] and training_prior.count(True) == 20
+    assert len(batches) == int(train[-1]["updates"]) > 0
+
+
+def test_the_prior_hands_over_to_the_planner_linearly():
+    # Scratch's seed phase is the prior's alone; then its share of episodes falls from 1 to 0 over handover_steps.
+    cfg, rng, n = AdaptConfig("reach-v3", demos=5), np.random.default_rng(0), DEMO_METHOD["handover_steps"]
+    assert online._prior_acts(cfg, cfg.random_steps - 1, rng) and not online._prior_acts(cfg, n, rng)
+    for at, share in ((n // 4, 0.75), (n // 2, 0.5), (3 * n // 4, 0.25)):
+        assert abs(np.mean([online._prior_acts(cfg, at, rng) for _ in range(4000)]) - share) < 0.03
 
 
 def test_bad_adapt_input_is_one_line(capsys, tmp_path):

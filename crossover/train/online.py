@@ -48,8 +48,17 @@ CHECKPOINT_EVERY_S = 300.0
 #    Learning with Demonstrations") keep theirs; MoDem drops it. Without it, on bin-picking-v3 after pretraining,
 #    the prior that phase 1 made (10/10 successes alone) was at 0/10 after 1,000 env steps; with it, 7/10 (session
 #    11 pilot, one seed).
+# 4. agency handover, after MoDem-V2 (Lancaster et al., 2023, "MoDem-V2: Visuo-Motor World Models for Real-World
+#    Robot Manipulation"): for the first handover_steps online steps, each training episode is acted by the prior
+#    with probability 1 - env_steps / handover_steps (always in scratch's seed phase), else by the planner. The
+#    prior acts with its mean action plus Gaussian noise of std prior_noise: its own samples are far noisier (its
+#    std comes from max-entropy training, not from the demos). Why: on a model that has seen only the demos, the
+#    planner picks the actions the model wrongly values most. Session 12, bin-picking-v3 after pretraining and
+#    phase 1: prior mean alone 10/10, planner 0/10, planner sampling only within std 0.2 of the prior 0/10 but
+#    picking among those same samples at random 10/10, prior mean plus noise of std 0.3 8/10.
 # A run records these in its checkpoint and resumes only with the same.
-DEMO_METHOD = {"updates_per_step": 2, "bc_coef": BC_COEF, "batch_fraction": 0.25, "online_bc": True}
+DEMO_METHOD = {"updates_per_step": 2, "bc_coef": BC_COEF, "batch_fraction": 0.25, "online_bc": True,
+               "handover_steps": 5_000, "prior_noise": 0.3}
 
 
 @dataclass
@@ -284,10 +293,12 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
                 checkpoint()
             if state["env_steps"] >= cfg.steps:
                 break
-            ep, losses = _train_episode(cfg, agent, env, buffer, rng, state, task_index, spec.action_dim)
+            ep, by_prior, losses = _train_episode(cfg, agent, env, buffer, rng, state, task_index, spec.action_dim)
             wall, cpu = clocks()
             logger.log("train", state["env_steps"], {"episode_return": float(ep.reward.sum()),
                                                       "episode_success": float(ep.success.any()),
+                                                      **({"acted_by": "prior" if by_prior else "planner"}
+                                                         if cfg.demos else {}),
                                                       "updates": state["updates"], "wall_s": round(wall, 3),
                                                       **losses})
             # (not when an evaluation is due: it saves right after, and its row must come after the checkpoint)
@@ -316,9 +327,12 @@ def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer
     rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "success", "terminated", "truncated")}
     sums: dict[str, float] = {}
     n_updates = 0
+    by_prior = cfg.demos > 0 and _prior_acts(cfg, state["env_steps"], rng)
     for t in range(cfg.episode_length):
-        if state["env_steps"] < cfg.random_steps and cfg.demos:  # seeding with the prior cloned from the demos
-            action = agent.act(obs, task_index, prior_only=True)[:action_dim]
+        if by_prior:  # the prior cloned from the demos, while it hands over to the planner (DEMO_METHOD, 2 and 4)
+            action = agent.act(obs, task_index, eval_mode=True, prior_only=True)[:action_dim]
+            action = np.clip(action + DEMO_METHOD["prior_noise"] * rng.standard_normal(action_dim), -1, 1)
+            action = action.astype(np.float32)
         elif state["env_steps"] < cfg.random_steps:
             action = rng.uniform(-1, 1, size=action_dim).astype(np.float32)
         else:
@@ -343,4 +357,12 @@ def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer
                  np.asarray(rows["truncated"], bool), policy="agent", final_obs=obs)
     buffer.add_episode(ep, horizon)
     state["episodes"] += 1
-    return ep, {k: v / n_updates for k, v in sums.items()}
+    return ep, by_prior, {k: v / n_updates for k, v in sums.items()}
+
+
+def _prior_acts(cfg: AdaptConfig, env_steps: int, rng: np.random.Generator) -> bool:
+    """Whether the policy prior, not the planner, acts in a demos run's episode starting at env_steps."""
+    if env_steps < cfg.random_steps:
+        return True
+    share = 1.0 - env_steps / DEMO_METHOD["handover_steps"]
+    return share > 0 and rng.random() < share
