@@ -86,7 +86,7 @@ def _study(args) -> int:
 def _report(args) -> int:
     from crossover.study.run import report_study
 
-    path, text = report_study(args.dir, args.threshold)
+    path, text = report_study(args.dir, args.threshold, args.acting)
     print(text)
     print(f"\nreport: {path}")
     return 0
@@ -205,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dir", metavar="DIR", help="study folder")
     s.add_argument("--threshold", type=float, metavar="RATE",
                    help="success rate in (0, 1] that counts as solved (default: the study's own)")
+    s.add_argument("--acting", choices=["planner", "prior"], default="planner",
+                   help="whose success the KPIs use: the planner's (default), or the policy prior's alone, "
+                        "measured at every evaluation too (written to DIR/prior_acting/)")
     s.set_defaults(handler=_report)
 
     s = sub.add_parser("status", help="which runs of a study are finished, running, stopped or not started, and "

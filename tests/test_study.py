@@ -77,6 +77,15 @@ def test_report_takes_another_threshold_without_rerunning(study_dir, capsys):
     assert len(err.splitlines()) == 1 and "threshold" in err and "1.5" in err
 
 
+def test_report_can_put_the_prior_alone_in_place_of_the_planner(study_dir, capsys):
+    planner_report = (study_dir / "report.html").read_bytes() if (study_dir / "report.html").exists() else None
+    assert main(["report", str(study_dir), "--acting", "prior"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Acting with the policy prior alone, without planning: 2 runs\n")
+    assert "acting with the policy prior alone" in (study_dir / "prior_acting" / "report.html").read_text()
+    assert planner_report is None or (study_dir / "report.html").read_bytes() == planner_report
+
+
 def test_restart_skips_finished_runs_and_redoes_damaged_ones(study_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(study_dir, copy)

@@ -294,6 +294,20 @@ class _FieldReader:
 # ------------------------------------------------------------------------------------------------ per-run KPIs
 
 
+def with_prior_acting(records: Sequence[RunRecord]) -> tuple[list[RunRecord], list[str]]:
+    """The records as if each agent had acted with its policy prior alone, without planning: every evaluation's
+    success replaced by the prior's, measured on the same episodes. Runs that did not measure the prior at each of
+    their evaluations (those begun before 2026-11-27) are left out; their ids are returned second."""
+    kept, left_out = [], []
+    for r in records:
+        if any(p.prior_success is None for p in r.curve):
+            left_out.append(r.run_id)
+        else:
+            kept.append(replace(r, curve=tuple(replace(p, success=p.prior_success, prior_success=None)
+                                               for p in r.curve)))
+    return kept, left_out
+
+
 def success_at_budget(curve: Sequence[EvalPoint], budget: int, prior: bool = False) -> float | None:
     """Success of the last eval point with env_steps <= budget; None if the first eval came after the budget.
     prior: the policy prior's success instead of the planner's (None where it was not measured)."""

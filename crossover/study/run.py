@@ -397,19 +397,35 @@ def _copy_folder(src: Path, dst: Path) -> None:
     tmp.rename(dst)
 
 
-def report_study(out: str | Path, threshold: float | None = None) -> tuple[Path, str]:
+def report_study(out: str | Path, threshold: float | None = None, acting: str = "planner") -> tuple[Path, str]:
     """Write report.html for a study folder; returns its path and the text summary for the terminal. `threshold`
-    replaces the study's success threshold: the runs' curves are kept whole, so no run is redone for it."""
-    from crossover.study.kpi import load_run_records, summarise
+    replaces the study's success threshold: the runs' curves are kept whole, so no run is redone for it.
+
+    acting "prior" reports what the study would find if every agent acted with its policy prior alone (measured at
+    each evaluation beside the planner), into <out>/prior_acting/ so as not to replace the planner's report."""
+    from crossover.study.kpi import load_run_records, summarise, with_prior_acting
     from crossover.study.report import headlines, shared_machine_note, summary_table, write_report
 
     out = Path(out)
     cfg = load_study_json(out)
     records = load_run_records(out)  # none is an error that says where it looked
+    where, preface = out, []
+    if acting == "prior":
+        records, left_out = with_prior_acting(records)
+        if not records:
+            raise CrossoverError(f"{out}: no finished run measured its policy prior at every evaluation")
+        where = out / "prior_acting"
+        where.mkdir(exist_ok=True)
+        preface = [f"Acting with the policy prior alone, without planning: {len(records)} runs"
+                   + (f" ({len(left_out)} left out, begun before the prior was measured: {', '.join(left_out)})"
+                      if left_out else ""), ""]
+    elif acting != "planner":
+        raise CrossoverError(f"acting must be 'planner' or 'prior', not {acting!r}")
     summary = summarise(records, cfg.threshold if threshold is None else threshold, cfg.budgets)
-    path = write_report(out, summary)
+    path = write_report(where, summary, title=f"Crossover study: {out.name}"
+                        + (", acting with the policy prior alone" if acting == "prior" else ""))
     shared = shared_machine_note(summary)
-    return path, "\n".join(headlines(summary) + ["", summary_table(summary)] + ([shared] if shared else []))
+    return path, "\n".join(preface + headlines(summary) + ["", summary_table(summary)] + ([shared] if shared else []))
 
 
 def load_study_json(out: str | Path) -> StudyConfig:
