@@ -10,7 +10,9 @@ prior, every 20 steps, the values of prior sequences against Gaussian ones (std 
 iteration draws them). A spread of a few percent means the planner is picking by noise.
 
 Found with it (2026-11-27, session 11): on bin-picking-v3 after pretraining on ML45-train and 2,000 updates on 5
-demonstrations, the prior alone succeeded 10/10 and both planners 0/10.
+demonstrations, the prior alone succeeded 10/10 and both planners 0/10. Session 12, same run: among the same 48
+noisy copies of the prior's sequence, the best-valued one gave 0/10 (return 16) and a random one 7/10 (return
+638): the model's value does not just fail to help, it picks the wrong actions.
 
 Usage (from the repository root): python benchmarks/planner_probe.py RUN [--task T] [--episodes N] [--td-mpc2]
 Writes benchmarks/results/planner_probe_<run folder name>.json.
@@ -137,7 +139,7 @@ def main() -> None:
             ev = evaluate(actor, spec, index, args.episodes, length, prior_only=how is None)
             results.append({"acting": name, "success": ev.success_rate, "return": round(ev.mean_return, 1),
                             "seconds": round(time.time() - t0, 1)})
-            print(f"{name:24s} success {ev.success_rate:4.0%}  return {ev.mean_return:8.1f}  ({time.time() - t0:.0f}s)",
+            print(f"{name:32s} success {ev.success_rate:4.0%}  return {ev.mean_return:8.1f}  ({time.time() - t0:.0f}s)",
                   flush=True)
         for k, v in ours.items():
             setattr(agent.cfg, k, v)
