@@ -5,7 +5,7 @@ it can only beat the policy prior if those scores tell good actions from bad. Th
 final agent on the same evaluation episodes: the policy prior's mean action alone, our planner (48 samples x 3
 iterations), with --td-mpc2 a planner of TD-MPC2's size (512 x 6, 64 elites; ~12x slower), and three ways of
 acting near the prior (NearPrior): its mean plus noise, and the best-valued or a random one of 48 noisy copies
-of its planned sequence. It also measures how much the model's value of a 3-step sequence depends on the actions: along a rollout of the
+of the prior's mean sequence rolled out in the model. It also measures how much the model's value of a 3-step sequence depends on the actions: along a rollout of the
 prior, every 20 steps, the values of prior sequences against Gaussian ones (std 2, as the planner's first
 iteration draws them). A spread of a few percent means the planner is picking by noise.
 
@@ -55,8 +55,9 @@ class NearPrior:
     def act(self, obs, task_index: int, t0: bool = False, eval_mode: bool = True,
             generator: torch.Generator | None = None, prior_only: bool = False):
         agent, model, task = self.agent, self.agent.model, torch.tensor(task_index)
+        obs = torch.nn.functional.pad(torch.as_tensor(obs, dtype=torch.float32), (0, model.cfg.obs_dim - len(obs)))
         with torch.inference_mode():
-            z = model.encode(torch.as_tensor(obs, dtype=torch.float32)[None], task)
+            z = model.encode(obs[None], task)
             mask = model.action_mask[task]
             if self.pick is None:
                 mean = model.pi(z, task).mean[0]

@@ -206,8 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threshold", type=float, metavar="RATE",
                    help="success rate in (0, 1] that counts as solved (default: the study's own)")
     s.add_argument("--acting", choices=["planner", "prior"], default="planner",
-                   help="whose success the KPIs use: the planner's (default), or the policy prior's alone, "
-                        "measured at every evaluation too (written to DIR/prior_acting/)")
+                   help="whose evaluations the KPIs use: the planner's (default), or the policy prior's alone, "
+                        "measured at every evaluation too; training and costs are the same (written to "
+                        "DIR/prior_acting/)")
     s.set_defaults(handler=_report)
 
     s = sub.add_parser("status", help="which runs of a study are finished, running, stopped or not started, and "

@@ -77,13 +77,28 @@ def test_report_takes_another_threshold_without_rerunning(study_dir, capsys):
     assert len(err.splitlines()) == 1 and "threshold" in err and "1.5" in err
 
 
-def test_report_can_put_the_prior_alone_in_place_of_the_planner(study_dir, capsys):
-    planner_report = (study_dir / "report.html").read_bytes() if (study_dir / "report.html").exists() else None
-    assert main(["report", str(study_dir), "--acting", "prior"]) == 0
+def test_report_can_take_the_kpis_from_the_prior_alone(study_dir, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(study_dir, copy)
+    for result in copy.glob("runs/*/result.json"):  # the prior's last evaluation made unlike the planner's
+        data = json.loads(result.read_text())
+        assert all(p["prior_success"] is not None for p in data["curve"])  # the runs measured it
+        data["curve"][-1]["prior_success"] = 0.7
+        result.write_text(json.dumps(data))
+    planner_report = report_study(copy)[0].read_bytes()
+    assert main(["report", str(copy), "--acting", "prior"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Acting with the policy prior alone, without planning: 2 runs\n")
-    assert "acting with the policy prior alone" in (study_dir / "prior_acting" / "report.html").read_text()
-    assert planner_report is None or (study_dir / "report.html").read_bytes() == planner_report
+    assert out.startswith("Evaluated with the policy prior alone, without planning: 2 runs\n")
+    assert "evaluated with the policy prior alone" in (copy / "prior_acting" / "report.html").read_text()
+    assert (copy / "report.html").read_bytes() == planner_report
+
+    def success_at_largest_budget(text):  # the KPI table's row of each arm: success at 0 and 40 env steps
+        rows = [line.split() for line in text.splitlines() if line.startswith("button-press-topdown-v3 ")]
+        return {row[1]: float(row[6]) for row in rows}
+
+    assert success_at_largest_budget(out) == {"scratch": 0.7, "pretrained": 0.7}, out
+    planner = success_at_largest_budget(report_study(copy)[1])
+    assert planner == {r.arm: r.curve[-1].success for r in load_run_records(copy)} != {"scratch": 0.7, "pretrained": 0.7}
 
 
 def test_restart_skips_finished_runs_and_redoes_damaged_ones(study_dir, tmp_path):

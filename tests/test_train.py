@@ -135,6 +135,7 @@ def _killed_in_episode(n, cfg, out, monkeypatch):
 def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, monkeypatch, demos):
     cfg = AdaptConfig("reach-v3", steps=90, eval_every=90, eval_episodes=1, episode_length=30, seed=3, seed_steps=30,
                       demos=demos)
+    monkeypatch.setitem(DEMO_METHOD, "handover_steps", 60)  # with demos, the episode at step 30 is a coin toss
     adapt(cfg, tmp_path / "clean", **QUIET)
     _killed_in_episode(3, cfg, tmp_path / "killed", monkeypatch)
     said = []
@@ -143,6 +144,7 @@ def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, m
     for csv_name in ("train.csv", "eval.csv"):  # one clean curve: no row lost or repeated around the resume
         clean, resumed = (_rows(tmp_path / run / csv_name) for run in ("clean", "killed"))
         assert [r["step"] for r in resumed] == [r["step"] for r in clean], csv_name
+        assert [r.get("acted_by") for r in resumed] == [r.get("acted_by") for r in clean]
     a = load_file(str(tmp_path / "clean/checkpoint/model.safetensors"))
     b = load_file(str(tmp_path / "killed/checkpoint/model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a), "weights after resume differ from the uninterrupted run"
@@ -282,6 +284,8 @@ def test_the_prior_hands_over_to_the_planner_linearly():
     # Scratch's seed phase is the prior's alone; then its share of episodes falls from 1 to 0 over handover_steps.
     cfg, rng, n = AdaptConfig("reach-v3", demos=5), np.random.default_rng(0), DEMO_METHOD["handover_steps"]
     assert online._prior_acts(cfg, cfg.random_steps - 1, rng) and not online._prior_acts(cfg, n, rng)
+    fine_tune = AdaptConfig("reach-v3", init="runs/pre", demos=5)  # no seed phase: a share of 1 at step 0
+    assert fine_tune.random_steps == 0 and all(online._prior_acts(fine_tune, 0, rng) for _ in range(100))
     for at, share in ((n // 4, 0.75), (n // 2, 0.5), (3 * n // 4, 0.25)):
         assert abs(np.mean([online._prior_acts(cfg, at, rng) for _ in range(4000)]) - share) < 0.03
 

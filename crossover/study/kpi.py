@@ -295,9 +295,10 @@ class _FieldReader:
 
 
 def with_prior_acting(records: Sequence[RunRecord]) -> tuple[list[RunRecord], list[str]]:
-    """The records as if each agent had acted with its policy prior alone, without planning: every evaluation's
-    success replaced by the prior's, measured on the same episodes. Runs that did not measure the prior at each of
-    their evaluations (those begun before 2026-11-27) are left out; their ids are returned second."""
+    """The records evaluated with the policy prior alone, without planning: every evaluation's success replaced
+    by the prior's, measured on the same episodes. Training (planned) and its costs stay as they were. Runs that
+    did not measure the prior at each of their evaluations (those begun before 2026-11-27) are left out; their ids
+    are returned second."""
     kept, left_out = [], []
     for r in records:
         if any(p.prior_success is None for p in r.curve):

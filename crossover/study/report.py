@@ -509,9 +509,10 @@ def _render_html(summary: StudySummary, title: str) -> str:
     probed = [g for g in summary.groups if g.prior_success]
     if probed:
         parts.append("<h2>The policy prior alone</h2>\n<p class=\"note\">Success of the policy prior's mean action "
-                     "without planning, on the same evaluation episodes: a probe of the planner, not a KPI. Where "
-                     "planning scores below the prior, the world model's reward and value are not yet telling good "
-                     "actions from bad. Seeds: the runs that measured it (from 2026-11-27).</p>\n")
+                     "without planning, on the same evaluation episodes: a probe of the planner (<code>crossover "
+                     "report --acting prior</code> takes the KPIs from it). Where planning scores below the prior, "
+                     "the world model's reward and value are not yet telling good actions from bad. Seeds: the runs "
+                     "that measured it (from 2026-11-27).</p>\n")
         header = [*GROUP_COLUMNS, *(f"prior @ {b:,}" for b in summary.budgets)]
         rows = [_group_cells(g, max((s.n for s in g.prior_success.values() if s), default=0))
                 + [_success_cell(g.prior_success.get(b)) for b in summary.budgets] for g in probed]

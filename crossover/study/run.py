@@ -401,11 +401,13 @@ def report_study(out: str | Path, threshold: float | None = None, acting: str = 
     """Write report.html for a study folder; returns its path and the text summary for the terminal. `threshold`
     replaces the study's success threshold: the runs' curves are kept whole, so no run is redone for it.
 
-    acting "prior" reports what the study would find if every agent acted with its policy prior alone (measured at
-    each evaluation beside the planner), into <out>/prior_acting/ so as not to replace the planner's report."""
+    acting "prior" computes the KPIs from the policy prior's evaluations (measured beside the planner's at each
+    one; training and its costs unchanged), into <out>/prior_acting/ so as not to replace the planner's report."""
     from crossover.study.kpi import load_run_records, summarise, with_prior_acting
     from crossover.study.report import headlines, shared_machine_note, summary_table, write_report
 
+    if acting not in ("planner", "prior"):
+        raise CrossoverError(f"acting must be 'planner' or 'prior', not {acting!r}")
     out = Path(out)
     cfg = load_study_json(out)
     records = load_run_records(out)  # none is an error that says where it looked
@@ -416,14 +418,12 @@ def report_study(out: str | Path, threshold: float | None = None, acting: str = 
             raise CrossoverError(f"{out}: no finished run measured its policy prior at every evaluation")
         where = out / "prior_acting"
         where.mkdir(exist_ok=True)
-        preface = [f"Acting with the policy prior alone, without planning: {len(records)} runs"
+        preface = [f"Evaluated with the policy prior alone, without planning: {len(records)} runs"
                    + (f" ({len(left_out)} left out, begun before the prior was measured: {', '.join(left_out)})"
                       if left_out else ""), ""]
-    elif acting != "planner":
-        raise CrossoverError(f"acting must be 'planner' or 'prior', not {acting!r}")
     summary = summarise(records, cfg.threshold if threshold is None else threshold, cfg.budgets)
-    path = write_report(where, summary, title=f"Crossover study: {out.name}"
-                        + (", acting with the policy prior alone" if acting == "prior" else ""))
+    path = write_report(where, summary, title=f"Crossover study: {out.name}" + (
+        f", evaluated with the policy prior alone ({len(left_out)} runs left out)" if acting == "prior" else ""))
     shared = shared_machine_note(summary)
     return path, "\n".join(preface + headlines(summary) + ["", summary_table(summary)] + ([shared] if shared else []))
 

@@ -2,8 +2,10 @@
 
 `adapt()` is the task-specific learner of Crossover. From scratch it starts with random weights and a seed phase
 of uniformly random actions, or of the prior cloned from demonstrations if it has some (an untrained planner has
-nothing to plan with); from a pretrained run it adds the target task to the model and plans from its first step. Everything else (updates, evaluation, budget, the use of
-demonstrations) is the same code path, so the comparison between the two is fair by construction.
+nothing to plan with); from a pretrained run it adds the target task to the model and plans from its first step.
+With demonstrations, both hand over from the cloned prior to the planner (DEMO_METHOD). Everything else (updates,
+evaluation, budget, the use of demonstrations) is the same code path, so the comparison between the two is fair
+by construction.
 """
 from __future__ import annotations
 
@@ -40,7 +42,8 @@ CHECKPOINT_EVERY_S = 300.0
 #    behaviour-cloning term of weight bc_coef (the policy prior imitates them; the model learns their dynamics,
 #    reward and value). MoDem clones for 2 iterations per demonstrated step; the weight is the one pretraining uses
 #    by default (BC_COEF), fixed here whatever a study's pretrain_bc_coef is;
-# 2. scratch's seed phase acts with that policy prior instead of uniformly random actions (MoDem's seeding);
+# 2. scratch's seed phase acts with that policy prior instead of uniformly random actions (MoDem's seeding), as
+#    item 4 says;
 # 3. online, batch_fraction of every batch is drawn from the demonstrations and the rest from the agent's own
 #    episodes (all from the demonstrations until there is one). MoDem's Meta-World setting anneals this from 0.5
 #    to 0.25 over 50k steps; our budgets are 20k, so the end value, held. With online_bc, the cloning term stays
@@ -50,12 +53,15 @@ CHECKPOINT_EVERY_S = 300.0
 #    11 pilot, one seed).
 # 4. agency handover, after MoDem-V2 (Lancaster et al., 2023, "MoDem-V2: Visuo-Motor World Models for Real-World
 #    Robot Manipulation"): for the first handover_steps online steps, each training episode is acted by the prior
-#    with probability 1 - env_steps / handover_steps (always in scratch's seed phase), else by the planner. The
-#    prior acts with its mean action plus Gaussian noise of std prior_noise: its own samples are far noisier (its
-#    std comes from max-entropy training, not from the demos). Why: on a model that has seen only the demos, the
-#    planner picks the actions the model wrongly values most. Session 12, bin-picking-v3 after pretraining and
-#    phase 1: prior mean alone 10/10, planner 0/10, planner sampling only within std 0.2 of the prior 0/10 but
-#    picking among those same samples at random 10/10, prior mean plus noise of std 0.3 8/10.
+#    with probability 1 - env_steps / handover_steps, decided as the episode starts (scratch's seed phase counts
+#    towards those steps, but its episodes are all the prior's), else by the planner. The prior acts with its mean
+#    action plus Gaussian noise of std prior_noise: its own samples are far noisier, their std coming from
+#    max-entropy training, not from the demos. Why: on a model that has seen only the demos, the planner picks
+#    the actions the model wrongly values most. benchmarks/planner_probe.py on bin-picking-v3 after pretraining
+#    and phase 1: prior mean alone 10/10, planner 0/10, prior mean plus noise of std 0.3 7/10; of 48 copies of the
+#    prior's sequence with that noise, the best-valued 0/10 and a random one 7/10 (the prior's own samples: 2/10,
+#    on other layouts). The handover keeps the early training episodes good; it does not make the planner good
+#    (session 12 pilot, 5,000 steps: planner 0/10 throughout, the prior alone falling from 9/10 to 2/10).
 # A run records these in its checkpoint and resumes only with the same.
 DEMO_METHOD = {"updates_per_step": 2, "bc_coef": BC_COEF, "batch_fraction": 0.25, "online_bc": True,
                "handover_steps": 5_000, "prior_noise": 0.3}
@@ -72,7 +78,7 @@ class AdaptConfig:
     episode_length: int = 200  # steps per training/evaluation episode
     seed: int = 0  # one seed for weights, exploration, layouts and planner noise
     preset: str = "1m"  # world-model size when starting from scratch
-    seed_steps: int | None = None  # seed-phase steps before planning (scratch only); None: max(1000, 5 episodes)
+    seed_steps: int | None = None  # seed-phase steps, random or prior-acted (scratch only); None: max(1000, 5 episodes)
     update_every: int = 1  # one gradient update per this many env steps, after the seed phase
     threads: int = 2  # torch threads
 
@@ -320,8 +326,9 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
 
 
 def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer, rng: np.random.Generator,
-                   state: dict, task_index: int, action_dim: int) -> tuple[Episode, dict]:
-    """One episode of interaction with updates interleaved; returns it and its mean losses."""
+                   state: dict, task_index: int, action_dim: int) -> tuple[Episode, bool, dict]:
+    """One episode of interaction with updates interleaved; returns it, whether the prior acted (demos runs'
+    handover), and its mean losses."""
     horizon = agent.cfg.horizon
     obs = env.reset(_episode_seed(cfg.seed, state["episodes"]))
     rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "success", "terminated", "truncated")}
