@@ -5,9 +5,9 @@ it can only beat the policy prior if those scores tell good actions from bad. Th
 final agent on the same evaluation episodes: the policy prior's mean action alone, our planner (48 samples x 3
 iterations), with --td-mpc2 a planner of TD-MPC2's size (512 x 6, 64 elites; ~12x slower), and three ways of
 acting near the prior (NearPrior): its mean plus noise, and the best-valued or a random one of 48 noisy copies
-of the prior's mean sequence rolled out in the model. It also measures how much the model's value of a 3-step sequence depends on the actions: along a rollout of the
-prior, every 20 steps, the values of prior sequences against Gaussian ones (std 2, as the planner's first
-iteration draws them). A spread of a few percent means the planner is picking by noise.
+of the prior's mean sequence rolled out in the model. It also measures how much the model's value of a 3-step
+sequence depends on the actions: along a rollout of the prior, every 20 steps, the values of prior sequences
+against Gaussian ones (std 2, as the planner's first iteration draws them). A spread of a few percent means the planner is picking by noise.
 
 Found with it (2026-11-27, session 11): on bin-picking-v3 after pretraining on ML45-train and 2,000 updates on 5
 demonstrations, the prior alone succeeded 10/10 and both planners 0/10. Session 12, same run: among the same 48

@@ -138,7 +138,7 @@ def test_the_policy_prior_alone_is_shown_beside_the_planner_over_the_runs_that_m
         (tmp_path / "runs" / "pre1" / "result.json").read_text().replace('"prior_success"', '"unused"'))
     summary = summarise(load_run_records(tmp_path), threshold=0.8, budgets=[0, 2000])
     assert summary_table(summary).splitlines()[3].endswith("0.90 (1 seed)")
-    # Reported as if the prior acted: its success in place of the planner's, over the runs that measured it.
+    # Evaluated with the prior alone: its success in place of the planner's, over the runs that measured it.
     kept, left_out = with_prior_acting(load_run_records(tmp_path))
     assert [r.run_id for r in kept] == ["pre0"] and sorted(left_out) == ["pre1", "scratch"]
     assert [(p.success, p.prior_success) for p in kept[0].curve] == [(0.5, None), (0.9, None)]
