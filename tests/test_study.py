@@ -89,7 +89,9 @@ def test_report_can_take_the_kpis_from_the_prior_alone(study_dir, tmp_path, caps
     assert main(["report", str(copy), "--acting", "prior"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Evaluated with the policy prior alone, without planning: 2 runs\n")
-    assert "evaluated with the policy prior alone" in (copy / "prior_acting" / "report.html").read_text()
+    page = (copy / "prior_acting" / "report.html").read_text()
+    assert "<h1>Crossover study: copy, evaluated with the policy prior alone</h1>" in page
+    assert "without planning: 2 runs</p>" in page
     assert (copy / "report.html").read_bytes() == planner_report
 
     def success_at_largest_budget(text):  # the KPI table's row of each arm: success at 0 and 40 env steps

@@ -474,13 +474,14 @@ def _group_cells(g: GroupSummary, seeds: int) -> list[str]:
             str(seeds)]
 
 
-def _render_html(summary: StudySummary, title: str) -> str:
+def _render_html(summary: StudySummary, title: str, preface: Sequence[str] = ()) -> str:
     e = html.escape
     thr = summary.threshold
     parts = [
         f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{e(title)}</title>\n"
         f"<style>{_CSS}</style>\n</head>\n<body>\n<h1>{e(title)}</h1>\n"
     ]
+    parts += [f'<p class="note">{e(s)}</p>\n' for s in preface]
     parts += [f'<p class="headline">{e(s)}</p>\n' for s in headlines(summary)]
     parts.append(
         f'<p class="note">{len(summary.records)} runs; success threshold {thr:.2f}; budgets '
@@ -577,9 +578,11 @@ def write_report(
     threshold: float | None = None,
     budgets: Sequence[int] | None = None,
     title: str | None = None,
+    preface: Sequence[str] = (),
 ) -> Path:
     """Write report.html and its PNG figures into study_dir; returns the path of report.html. Pass a
-    StudySummary, or run records together with threshold and budgets (then they are summarised here)."""
+    StudySummary, or run records together with threshold and budgets (then they are summarised here). Each line
+    of `preface` is a note under the title."""
     study_dir = Path(study_dir)
     if isinstance(summary_or_records, StudySummary):
         if threshold is not None or budgets is not None:
@@ -600,5 +603,5 @@ def write_report(
     _save_figure(_plot_efficiency(summary), study_dir / EFFICIENCY_FIGURE)
     _save_figure(_plot_break_even(summary), study_dir / BREAK_EVEN_FIGURE)
     report = study_dir / "report.html"
-    write_bytes_atomic(report, _render_html(summary, title or f"Crossover study: {study_dir.name}").encode("utf-8"))
+    write_bytes_atomic(report, _render_html(summary, title or f"Crossover study: {study_dir.name}", preface).encode("utf-8"))
     return report

@@ -420,12 +420,13 @@ def report_study(out: str | Path, threshold: float | None = None, acting: str = 
         where.mkdir(exist_ok=True)
         preface = [f"Evaluated with the policy prior alone, without planning: {len(records)} runs"
                    + (f" ({len(left_out)} left out, begun before the prior was measured: {', '.join(left_out)})"
-                      if left_out else ""), ""]
+                      if left_out else "")]
     summary = summarise(records, cfg.threshold if threshold is None else threshold, cfg.budgets)
-    path = write_report(where, summary, title=f"Crossover study: {out.name}" + (
-        f", evaluated with the policy prior alone ({len(left_out)} runs left out)" if acting == "prior" else ""))
+    path = write_report(where, summary, preface=preface, title=f"Crossover study: {out.name}"
+                        + (", evaluated with the policy prior alone" if acting == "prior" else ""))
     shared = shared_machine_note(summary)
-    return path, "\n".join(preface + headlines(summary) + ["", summary_table(summary)] + ([shared] if shared else []))
+    text = (preface + [""] if preface else []) + headlines(summary) + ["", summary_table(summary)]
+    return path, "\n".join(text + ([shared] if shared else []))
 
 
 def load_study_json(out: str | Path) -> StudyConfig:
