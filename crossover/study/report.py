@@ -603,5 +603,6 @@ def write_report(
     _save_figure(_plot_efficiency(summary), study_dir / EFFICIENCY_FIGURE)
     _save_figure(_plot_break_even(summary), study_dir / BREAK_EVEN_FIGURE)
     report = study_dir / "report.html"
-    write_bytes_atomic(report, _render_html(summary, title or f"Crossover study: {study_dir.name}", preface).encode("utf-8"))
+    page = _render_html(summary, title or f"Crossover study: {study_dir.name}", preface)
+    write_bytes_atomic(report, page.encode("utf-8"))
     return report
