@@ -102,6 +102,11 @@ def test_report_can_take_the_kpis_from_the_prior_alone(study_dir, tmp_path, caps
     planner = success_at_largest_budget(report_study(copy)[1])
     assert planner == {r.arm: r.curve[-1].success for r in load_run_records(copy)}
     assert planner != {"scratch": 0.7, "pretrained": 0.7}
+    for result in copy.glob("runs/*/result.json"):  # runs from before the prior was measured: nothing to report
+        result.write_text(result.read_text().replace('"prior_success"', '"unused"'))
+    assert main(["report", str(copy), "--acting", "prior"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no finished run measured its policy prior" in err and str(copy) in err
 
 
 def test_restart_skips_finished_runs_and_redoes_damaged_ones(study_dir, tmp_path):
