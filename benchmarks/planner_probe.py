@@ -3,7 +3,8 @@
 MPPI planning (crossover/agent/planner.py) scores action sequences with the model's rewards and terminal value;
 it can only beat the policy prior if those scores tell good actions from bad. This probe evaluates one run's
 final agent on the same evaluation episodes: the policy prior's mean action alone, our planner (48 samples x 3
-iterations), with --td-mpc2 a planner of TD-MPC2's size (512 x 6, 64 elites; ~12x slower), and three ways of
+iterations), with --td-mpc2 a planner of TD-MPC2's size (512 x 6, 64 elites; ~12x slower), our planner kept
+within trust regions of several widths around the prior (what demos runs do early on), and three ways of
 acting near the prior (NearPrior): its mean plus noise, and the best-valued or a random one of 48 noisy copies
 of the prior's mean sequence rolled out in the model. It also measures how much the model's value of a 3-step
 sequence depends on the actions: along a rollout of the prior, every 20 steps, the values of prior sequences
@@ -12,7 +13,9 @@ against Gaussian ones (std 2, as the planner's first iteration draws them). A sp
 Found with it (2026-11-27, session 11): on bin-picking-v3 after pretraining on ML45-train and 2,000 updates on 5
 demonstrations, the prior alone succeeded 10/10 and both planners 0/10. Session 12, same run: among the same 48
 noisy copies of the prior's sequence, the best-valued one gave 0/10 (return 16) and a random one 7/10 (return
-638): the model's value does not just fail to help, it picks the wrong actions.
+638): the model's value does not just fail to help, it picks the wrong actions. Session 13, after 5,000 online
+steps with demos runs' trust region (planner_probe_trust20k_q.json): still so (best 1/10, random 5/10), and
+planning near the prior gives 9/10 at std 0.05, 4/10 at 0.2, 0/10 at 0.5.
 
 Usage (from the repository root): python benchmarks/planner_probe.py RUN [--task T] [--episodes N] [--td-mpc2]
 Writes benchmarks/results/planner_probe_<run folder name>.json.
@@ -38,6 +41,7 @@ from crossover.train.checkpoint import load_checkpoint  # noqa: E402
 
 TD_MPC2 = {"num_samples": 512, "iterations": 6, "num_elites": 64}  # Hansen et al. 2024, their default planner
 NEAR_STD, NEAR_SAMPLES = 0.3, 48  # how far from the prior NearPrior acts; how many sequences it picks from
+TRUST_STDS = (0.05, 0.2, 0.5)  # widths of the planner's trust region around the prior (planner.plan's trust_std)
 
 
 class NearPrior:
@@ -127,13 +131,16 @@ def main() -> None:
             raise CrossoverError(f"{run}: the agent was not trained on {task!r}")
         spec, index, length = get_task(task), state["tasks"].index(task), saved["episode_length"]
         ways = [("prior alone", None), ("planner, ours", {})] + ([("planner, TD-MPC2 size", TD_MPC2)] if args.td_mpc2 else [])
+        ways += [(f"planner near the prior, std {w}", {"trust_std": w}) for w in TRUST_STDS]
         ways += [(f"prior + noise {NEAR_STD}", NearPrior(agent, NEAR_STD)),
                  (f"near prior, best value of {NEAR_SAMPLES}", NearPrior(agent, NEAR_STD, "value", NEAR_SAMPLES)),
                  (f"near prior, random of {NEAR_SAMPLES}", NearPrior(agent, NEAR_STD, "random", NEAR_SAMPLES))]
         ours = {k: getattr(agent.cfg, k) for k in TD_MPC2}
         results = []
         for name, how in ways:
-            for k, v in {**ours, **(how if isinstance(how, dict) else {})}.items():
+            settings = dict(how) if isinstance(how, dict) else {}
+            agent.trust_std = settings.pop("trust_std", None)
+            for k, v in {**ours, **settings}.items():
                 setattr(agent.cfg, k, v)
             t0 = time.time()
             actor = how if isinstance(how, NearPrior) else agent
@@ -144,6 +151,7 @@ def main() -> None:
                   flush=True)
         for k, v in ours.items():
             setattr(agent.cfg, k, v)
+        agent.trust_std = None
         spread = value_spread(agent, spec, index, length)
         print("\nstep  value of prior sequences  of Gaussian ones  best is a prior sequence")
         for r in spread:

@@ -184,6 +184,22 @@ def test_act_pads_observations_and_masks_actions():
         a.act(padded_obs, task=2)
 
 
+def test_planning_within_a_trust_region_stays_at_the_prior():
+    # With trust_std the search starts from the prior's mean sequence and its std never exceeds trust_std: at a
+    # vanishing width the planned action is the prior's mean action; the plain planner goes elsewhere.
+    a = make_agent(seed=5)
+    a.cfg.min_std = 1e-4
+    obs = np.random.default_rng(1).standard_normal(OBS_DIM).astype(np.float32)
+    prior = a.act(obs, task=0, eval_mode=True, prior_only=True)
+    a.trust_std = 1e-4
+    for eval_mode in (True, False):
+        near = a.act(obs, task=0, t0=True, eval_mode=eval_mode, generator=torch.Generator().manual_seed(0))
+        np.testing.assert_allclose(near, prior, atol=2e-3)
+    a.trust_std = None
+    free = a.act(obs, task=0, t0=True, eval_mode=True, generator=torch.Generator().manual_seed(0))
+    assert np.abs(free - prior).max() > 0.05
+
+
 def synthetic_dataset(num_episodes: int = 64, length: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
     """Episodes (initial states and actions drawn from `seed`) of one fixed linear system with a bounded
     reward: something a world model can learn."""
@@ -263,6 +279,20 @@ def test_behaviour_cloning_pulls_the_policy_prior_to_the_logged_actions():
         errors[coef] = cloning_error(agent)
         assert (history[-1]["bc_loss"] > 0) == (coef > 0)
     assert errors[5.0] < 0.3 * errors[0.0], errors
+
+
+def test_a_zero_q_weight_leaves_the_policy_prior_to_cloning_alone():
+    # q_weight scales the prior's max-Q and entropy terms: at 0 and without cloning, a fresh agent's prior does not
+    # move while its model does; with a cloning weight, only cloning moves it.
+    a, b = make_agent(seed=6), make_agent(seed=6)
+    batch = random_batch(0)
+    before = [p.clone() for p in a.model.policy_parameters]
+    model_before = [p.clone() for p in a.model.model_parameters]
+    a.update({**batch, "q_weight": torch.tensor(0.0)})
+    assert all(torch.equal(p, q) for p, q in zip(a.model.policy_parameters, before))
+    assert not all(torch.equal(p, q) for p, q in zip(a.model.model_parameters, model_before))
+    b.update({**batch, "q_weight": torch.tensor(0.0), "bc_weight": torch.ones(32)})
+    assert not all(torch.equal(p, q) for p, q in zip(b.model.policy_parameters, before))
 
 
 def test_tensors_round_trip_through_safetensors_gives_identical_behaviour():

@@ -290,6 +290,17 @@ def test_the_prior_hands_over_to_the_planner_linearly():
         assert abs(np.mean([online._prior_acts(cfg, at, rng) for _ in range(4000)]) - share) < 0.03
 
 
+def test_the_planner_of_demos_runs_widens_its_trust_region_geometrically():
+    # From the prior's neighbourhood (min_std) at step 0 to the plain planner (None) at trust_steps; never for
+    # runs without demos.
+    agent, n = new_agent(AdaptConfig("reach-v3"))[0], DEMO_METHOD["trust_steps"]
+    demos, plain = AdaptConfig("reach-v3", demos=5), AdaptConfig("reach-v3")
+    low, high = agent.cfg.min_std, agent.cfg.max_std
+    assert online._trust_std(demos, agent, 0) == pytest.approx(low)
+    assert online._trust_std(demos, agent, n // 2) == pytest.approx((low * high) ** 0.5)
+    assert online._trust_std(demos, agent, n) is None and online._trust_std(plain, agent, 0) is None
+
+
 def test_bad_adapt_input_is_one_line(capsys, tmp_path):
     assert main(["adapt", "--task", "reach-v3", "--steps", "-5", "--out", str(tmp_path / "a")]) == 2
     assert "steps must be >= 0" in capsys.readouterr().err

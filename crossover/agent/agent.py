@@ -116,6 +116,9 @@ class Agent:
         # Running 5th-95th percentile range of Q, so the policy loss has the same scale whatever the reward scale.
         self.q_scale = torch.ones(())
         self._prev_mean: Tensor | None = None  # planner warm start, cleared at t0
+        # Planning near the policy prior (planner.plan's trust_std), None for the plain planner. Not saved: the
+        # online loop of demos runs sets it from its env-step count before every episode and evaluation.
+        self.trust_std: float | None = None
 
     @property
     def model_cfg(self) -> WorldModelConfig:
@@ -136,6 +139,7 @@ class Agent:
         instead of a sample. Padded action dims of the task are exactly 0. The planner's noise comes from
         `generator` if given (evaluation), else from the agent's own (training). prior_only skips planning and
         returns the policy prior's action (its mean in eval_mode): a probe of what the prior alone has learned.
+        With self.trust_std set, the planner searches only near the prior (see planner.plan).
         """
         obs_dim = self.model.cfg.obs_dim
         obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32))
@@ -156,7 +160,8 @@ class Agent:
                 policy = self.model.pi(z, task_t, gen)
                 return (policy.mean if eval_mode else policy.action)[0].numpy().copy()
             prev_mean = None if t0 else self._prev_mean
-            action, self._prev_mean = plan(self.model, z, task_t, prev_mean, self.cfg, self.discount, gen, eval_mode)
+            action, self._prev_mean = plan(self.model, z, task_t, prev_mean, self.cfg, self.discount, gen, eval_mode,
+                                           self.trust_std)
         return action.numpy().copy()
 
     # --- learning --------------------------------------------------------------------------------------------------
@@ -166,7 +171,9 @@ class Agent:
 
         batch: obs [H+1, B, obs_dim], action [H, B, action_dim], reward [H, B], task [B] int64, and optionally
         terminated [H, B] (1 where the episode ended at that transition; Meta-World never terminates) and
-        bc_weight [B] (a behaviour-cloning weight per window, in place of cfg.bc_coef on all of them).
+        bc_weight [B] (a behaviour-cloning weight per window, in place of cfg.bc_coef on all of them) and q_weight
+        (a 0-d weight of the policy prior's max-Q and entropy terms, default 1: below 1 the prior moves less toward
+        what Q prefers, for while Q is still a guess).
         """
         cfg, model, g = self.cfg, self.model, self.generator
         obs, action, reward, task = batch["obs"], batch["action"], batch["reward"], batch["task"]
@@ -222,6 +229,8 @@ class Agent:
             low, high = torch.quantile(q[0], torch.tensor([0.05, 0.95]))
             self.q_scale.lerp_((high - low).clamp(min=1.0), cfg.tau)
         pi_loss = (-(cfg.entropy_coef * policy.entropy + q / self.q_scale).mean(-1) * rho).mean()
+        if "q_weight" in batch:
+            pi_loss = pi_loss * batch["q_weight"]
         # Behaviour cloning, as TD3+BC (Fujimoto & Gu, 2021): offline, max-Q alone drives the policy toward
         # actions the data never tried, where Q is a guess; pulling its mean toward the logged actions keeps it
         # where Q was trained. Squared error per real action dim, weighted over the horizon like the Q term.

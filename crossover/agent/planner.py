@@ -49,6 +49,15 @@ def rollout_value(
     return torch.stack(taken), torch.nan_to_num(value, nan=0.0)
 
 
+def prior_mean_sequence(model: WorldModel, z: Tensor, task: Tensor, horizon: int) -> Tensor:
+    """The policy prior's mean actions [horizon, action_dim] along its own rollout in the model from z [1, latent]."""
+    actions = []
+    for _ in range(horizon):
+        actions.append(model.pi_mean(z, task)[0])
+        z = model.next(z, actions[-1].unsqueeze(0), task)
+    return torch.stack(actions)
+
+
 def plan(
     model: WorldModel,
     z: Tensor,
@@ -58,12 +67,15 @@ def plan(
     discount: float,
     generator: torch.Generator,
     eval_mode: bool,
+    trust_std: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """One planned action [action_dim] for latent z [1, latent] of task `task` (a 0-d int64 tensor).
 
     prev_mean [horizon, action_dim] is the previous step's sampling mean (None at an episode's first step); it is
     shifted one step forward to warm-start this step. Returns (action, mean) with `mean` to pass back next step.
-    Call under torch.inference_mode().
+    With trust_std, the search stays near the policy prior: it starts from the prior's mean action sequence
+    (rolled out in the model) instead of the warm start, its std never exceeds trust_std, and no sampled prior
+    sequences join the pool (the prior's own std is far wider). Call under torch.inference_mode().
     """
     horizon, action_dim = cfg.horizon, model.cfg.action_dim
     mask = model.action_mask[task]  # [action_dim]
@@ -71,16 +83,20 @@ def plan(
     # iterations are only comparable with fresh samples if all were valued by the same heads.
     heads = torch.randperm(model.cfg.num_q, generator=generator)[:2]
 
-    mean = torch.zeros(horizon, action_dim)
-    if prev_mean is not None:
-        mean[:-1] = prev_mean[1:]
-    std = torch.full((horizon, action_dim), cfg.max_std)
+    max_std = cfg.max_std if trust_std is None else min(max(trust_std, cfg.min_std), cfg.max_std)
+    if trust_std is not None:
+        mean = prior_mean_sequence(model, z, task, horizon)
+    else:
+        mean = torch.zeros(horizon, action_dim)
+        if prev_mean is not None:
+            mean[:-1] = prev_mean[1:]
+    std = torch.full((horizon, action_dim), max_std)
     # Policy-prior trajectories seed the candidates with sequences that are already good; they ride along in the
     # first iteration's batch. Afterwards each iteration keeps its elites (and their values) in the next pool, as
     # iCEM does (Pinneri et al., 2020): no sequence is evaluated twice, so a small sample budget goes further.
     kept_actions, kept_value = torch.empty(horizon, 0, action_dim), torch.empty(0)
     for i in range(cfg.iterations):
-        policy_rows = cfg.num_pi_trajs if i == 0 else 0
+        policy_rows = cfg.num_pi_trajs if i == 0 and trust_std is None else 0
         noise = torch.randn(horizon, cfg.num_samples, action_dim, generator=generator)
         actions = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp(-1, 1) * mask
         z_rows = z.expand(policy_rows + cfg.num_samples, -1)
@@ -93,7 +109,7 @@ def plan(
         score = torch.softmax(cfg.temperature * elite_value, dim=0)
         mean = torch.einsum("e,hea->ha", score, elite_actions)
         variance = torch.einsum("e,hea->ha", score, (elite_actions - mean.unsqueeze(1)).square())
-        std = variance.sqrt().clamp(cfg.min_std, cfg.max_std)
+        std = variance.sqrt().clamp(cfg.min_std, max_std)
 
     if eval_mode:
         action = mean[0]

@@ -189,6 +189,11 @@ class WorldModel(nn.Module):
         log_prob = (gaussian_log_prob - squash_correction).sum(-1)
         return PolicyOutput(mean, action, log_prob, -log_prob * mask.sum(-1))
 
+    def pi_mean(self, z: Tensor, task: Tensor) -> Tensor:
+        """The policy prior's mean action (as pi().mean), without drawing noise."""
+        mean, _ = self._pi(z, self._task_context(task)).chunk(2, dim=-1)
+        return torch.tanh(mean * self._action_mask(task).expand_as(mean))
+
     def pi_action(self, z: Tensor, task: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """A sampled policy action only (same draw as pi().action): planning and TD targets need no log-prob."""
         mean, log_std, eps, _ = self._pi_gaussian(z, task, generator)

@@ -62,9 +62,23 @@ CHECKPOINT_EVERY_S = 300.0
 #    prior's sequence with that noise, the best-valued 0/10 and a random one 7/10 (the prior's own samples: 2/10,
 #    on other layouts). The handover keeps the early training episodes good; it does not make the planner good
 #    (session 12 pilot, 5,000 steps: planner 0/10 throughout, the prior alone falling from 9/10 to 2/10).
+# 5. trust in the model's Q, growing from min_std / max_std (1/40) at 0 env steps geometrically to 1 at
+#    trust_steps, after which the run goes on as runs without demos. It bounds two things:
+#    - the planner (training and evaluation) searches near the prior's mean action sequence, its std capped at
+#      trust * max_std, as MoDem-V2's policy-centred sampling;
+#    - online updates weight the prior's max-Q and entropy terms by trust (the demos' cloning term keeps its
+#      weight), so the prior moves toward what Q prefers only as Q earns it.
+#    Why (pilots on bin-picking-v3, pretrained 45x50, 5 demos, seed 0, 5,000 steps, 10 evaluation episodes at
+#    0, 1k, ..., 5k steps, trust over 20k steps):
+#    - the handover alone (session 12): planner 0/10 at every evaluation, none of its 14 training episodes won;
+#    - the std cap alone: planner 9,7,0,3,3,4 /10, prior alone 10,6,1,3,3,8 /10, 13 of 25 training episodes won;
+#    - both bounds: planner 9,8,4,9,9,8 /10, prior alone 10,8,2,9,9,8 /10, 23 of 25 training episodes won.
+#    Yet after those 5,000 steps Q still ranks actions wrongly (benchmarks/results/planner_probe_trust20k_q.json:
+#    near the prior, std 0.05 9/10, 0.2 4/10, 0.5 0/10; unbounded 0/10), so trust_steps is twice the study's 20k
+#    budget: the cap reaches std 0.32 at 20k steps, where trust over 20k steps would have unbounded the planner.
 # A run records these in its checkpoint and resumes only with the same.
 DEMO_METHOD = {"updates_per_step": 2, "bc_coef": BC_COEF, "batch_fraction": 0.25, "online_bc": True,
-               "handover_steps": 5_000, "prior_noise": 0.3}
+               "handover_steps": 5_000, "prior_noise": 0.3, "trust_steps": 40_000}
 
 
 @dataclass
@@ -270,6 +284,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         while True:
             if state["env_steps"] >= state["next_eval"]:  # evaluation happens between episodes only
                 before = clocks()
+                agent.trust_std = _trust_std(cfg, agent, state["env_steps"])  # (the planner as it would act now)
                 ev = evaluate(agent, spec, task_index, cfg.eval_episodes, cfg.episode_length, eval_env)
                 # The policy prior alone on the same episodes: planning should do better than the prior it starts
                 # from, and where it does not, the world model's reward and value are what to look at.
@@ -335,6 +350,7 @@ def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer
     sums: dict[str, float] = {}
     n_updates = 0
     by_prior = cfg.demos > 0 and _prior_acts(cfg, state["env_steps"], rng)
+    agent.trust_std = _trust_std(cfg, agent, state["env_steps"])
     for t in range(cfg.episode_length):
         if by_prior:  # the prior cloned from the demos, while it hands over to the planner (DEMO_METHOD, 2 and 4)
             action = agent.act(obs, task_index, eval_mode=True, prior_only=True)[:action_dim]
@@ -353,7 +369,10 @@ def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer
             # The first update after the seed phase catches up on it, as TD-MPC2 does after its seed steps.
             todo = cfg.random_steps if state["updates"] == 0 and cfg.random_steps else 1
             for _ in range(todo):
-                for k, v in agent.update(sample_batch(cfg, agent, buffer, rng)).items():
+                batch = sample_batch(cfg, agent, buffer, rng)
+                if agent.trust_std is not None:  # (demos runs, DEMO_METHOD 5)
+                    batch["q_weight"] = torch.tensor(agent.trust_std / agent.cfg.max_std)
+                for k, v in agent.update(batch).items():
                     sums[k] = sums.get(k, 0.0) + v
                 n_updates += 1
             state["updates"] += todo
@@ -373,3 +392,13 @@ def _prior_acts(cfg: AdaptConfig, env_steps: int, rng: np.random.Generator) -> b
         return True
     share = 1.0 - env_steps / DEMO_METHOD["handover_steps"]
     return share > 0 and rng.random() < share
+
+
+def _trust_std(cfg: AdaptConfig, agent: Agent, env_steps: int) -> float | None:
+    """How far from the prior a demos run's planner may search in an episode or evaluation starting at env_steps,
+    trust * max_std (DEMO_METHOD, 5); None: anywhere, as in runs without demos."""
+    steps = DEMO_METHOD["trust_steps"]
+    if not cfg.demos or env_steps >= steps:
+        return None
+    low, high = agent.cfg.min_std, agent.cfg.max_std
+    return low * (high / low) ** (env_steps / steps)
