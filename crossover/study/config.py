@@ -143,7 +143,7 @@ PRESETS = {
         "sources": "reach-wall-v3,button-press-topdown-v3,drawer-close-v3,door-close-v3",
         "targets": "reach-v3",
         "scales": [{"source_tasks": 2, "episodes_per_task": 6}, {"source_tasks": 4, "episodes_per_task": 6}],
-        "budgets": [0, 1000, 2000],
+        "budgets": [0, 500, 1000, 1500],
         "seeds": [0],
         "demos": [0],
         "threshold": 0.5,
