@@ -103,7 +103,7 @@ def _demo(args) -> int:
     from crossover.study.config import load_study_config
 
     demo = load_study_config("demo")
-    print(f"[demo] a small real crossover study (about 20 min on 2 CPU cores) in {args.out}: collect "
+    print(f"[demo] a small real crossover study (about 15 min on 2 CPU cores) in {args.out}: collect "
           f"{len(demo.source_names)} source tasks, pretrain at {len(demo.scales)} scales, adapt to "
           f"{', '.join(demo.target_names)} from each and from scratch, then the report; rerun to reuse it")
     args.config, args.max_runs = "demo", None
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="study processes side by side, for the wall-clock estimate (default 2)")
     s.set_defaults(handler=_status)
 
-    s = sub.add_parser("demo", help="the built-in small study (about 20 min on 2 CPU cores), then its report")
+    s = sub.add_parser("demo", help="the built-in small study (about 15 min on 2 CPU cores), then its report")
     s.add_argument("--out", default="studies/demo", metavar="DIR", help="study folder (default studies/demo)")
     s.set_defaults(handler=_demo)
     return p

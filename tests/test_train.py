@@ -224,13 +224,17 @@ def test_adapt_refuses_to_overwrite_and_checks_resume_settings(tmp_path):
         adapt(AdaptConfig("reach-v3", steps=30, eval_episodes=1, episode_length=10), out, resume=True, **QUIET)
 
 
-def test_fine_tune_adds_the_new_task_with_demos(pretrained, tmp_path):
+def test_fine_tune_adds_the_new_task_with_demos(pretrained, tmp_path, capsys):
     r = adapt(AdaptConfig("push-v3", init=str(pretrained), steps=20, demos=1, eval_every=20, eval_episodes=1,
                           episode_length=20), tmp_path / "ft", **QUIET)
     state = json.loads((tmp_path / "ft/checkpoint/state.json").read_text())
     assert state["tasks"] == ["reach-v3", "drawer-close-v3", "push-v3"] and state["task_index"] == 2
     assert state["init_info"]["embedding_from"] in ("reach-v3", "drawer-close-v3")
     assert [p["env_steps"] for p in r.curve] == [0, 20]
+    # `crossover evaluate` acts as the run's own evaluations did, within the run's trust region around the prior.
+    assert main(["evaluate", str(tmp_path / "ft"), "--task", "push-v3", "--episodes", "1", "--episode-length",
+                 "20"]) == 0
+    assert f"{r.curve[-1]['return']:.1f}" in capsys.readouterr().out
 
 
 def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter_of_each_batch(tmp_path,
@@ -294,11 +298,10 @@ def test_the_planner_of_demos_runs_widens_its_trust_region_geometrically():
     # From the prior's neighbourhood (min_std) at step 0 to the plain planner (None) at trust_steps; never for
     # runs without demos.
     agent, n = new_agent(AdaptConfig("reach-v3"))[0], DEMO_METHOD["trust_steps"]
-    demos, plain = AdaptConfig("reach-v3", demos=5), AdaptConfig("reach-v3")
     low, high = agent.cfg.min_std, agent.cfg.max_std
-    assert online._trust_std(demos, agent, 0) == pytest.approx(low)
-    assert online._trust_std(demos, agent, n // 2) == pytest.approx((low * high) ** 0.5)
-    assert online._trust_std(demos, agent, n) is None and online._trust_std(plain, agent, 0) is None
+    assert online.trust_std(DEMO_METHOD, agent, 0) == pytest.approx(low)
+    assert online.trust_std(DEMO_METHOD, agent, n // 2) == pytest.approx((low * high) ** 0.5)
+    assert online.trust_std(DEMO_METHOD, agent, n) is None and online.trust_std(None, agent, 0) is None
 
 
 def test_bad_adapt_input_is_one_line(capsys, tmp_path):

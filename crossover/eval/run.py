@@ -14,6 +14,7 @@ def evaluate_run(run: str | Path, task: str, episodes: int, episode_length: int 
     the task is added as `crossover adapt` would start it (embedding: the mean of the source tasks'), so this
     measures zero-shot success, with the planner or (prior_only) the policy prior alone."""
     from crossover.train.checkpoint import load_checkpoint
+    from crossover.train.online import trust_std
     from crossover.train.pretrain import load_pretrained
 
     if episodes < 1:
@@ -27,6 +28,8 @@ def evaluate_run(run: str | Path, task: str, episodes: int, episode_length: int 
             progress(f"[evaluate] {task} is new to {run}: zero-shot, its embedding is the {info['embedding_from']}")
     else:
         agent, state, _ = load_checkpoint(run / "checkpoint")
+        # A demos run's planner searches near the prior for a while: evaluate it as the run itself did.
+        agent.trust_std = trust_std(state.get("demo_method"), agent, state.get("env_steps", 0))
         tasks = state.get("tasks", [])
         if task not in tasks:
             known = ", ".join(tasks) if len(tasks) <= 6 else f"{', '.join(tasks[:5])} and {len(tasks) - 5} more"

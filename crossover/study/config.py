@@ -136,8 +136,9 @@ def _check_int_list(name: str, values, minimum: int | None = None) -> None:
         raise CrossoverError(f"{name}: {values} repeats a value")
 
 
-# The built-in study `make demo` runs: small enough for ~20 minutes on 2 CPU cores, real in every part
-# (measured 2026-11-26, session 10: 21.1 min for `make demo` on a clean clone, venv included, idle 2-core EPYC).
+# The built-in study `make demo` runs: small enough for ~15 minutes on 2 CPU cores, real in every part
+# (measured 2026-11-27, session 13: 13.2 min for `make demo` on a clean clone, venv included, idle 2-core EPYC;
+# with budgets up to 2,000 env steps it took 21-22.5 min).
 PRESETS = {
     "demo": {
         "sources": "reach-wall-v3,button-press-topdown-v3,drawer-close-v3,door-close-v3",

@@ -284,7 +284,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         while True:
             if state["env_steps"] >= state["next_eval"]:  # evaluation happens between episodes only
                 before = clocks()
-                agent.trust_std = _trust_std(cfg, agent, state["env_steps"])  # (the planner as it would act now)
+                agent.trust_std = trust_std(state.get("demo_method"), agent, state["env_steps"])  # (as it acts now)
                 ev = evaluate(agent, spec, task_index, cfg.eval_episodes, cfg.episode_length, eval_env)
                 # The policy prior alone on the same episodes: planning should do better than the prior it starts
                 # from, and where it does not, the world model's reward and value are what to look at.
@@ -350,7 +350,7 @@ def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer
     sums: dict[str, float] = {}
     n_updates = 0
     by_prior = cfg.demos > 0 and _prior_acts(cfg, state["env_steps"], rng)
-    agent.trust_std = _trust_std(cfg, agent, state["env_steps"])
+    agent.trust_std = trust_std(state.get("demo_method"), agent, state["env_steps"])
     for t in range(cfg.episode_length):
         if by_prior:  # the prior cloned from the demos, while it hands over to the planner (DEMO_METHOD, 2 and 4)
             action = agent.act(obs, task_index, eval_mode=True, prior_only=True)[:action_dim]
@@ -394,11 +394,12 @@ def _prior_acts(cfg: AdaptConfig, env_steps: int, rng: np.random.Generator) -> b
     return share > 0 and rng.random() < share
 
 
-def _trust_std(cfg: AdaptConfig, agent: Agent, env_steps: int) -> float | None:
-    """How far from the prior a demos run's planner may search in an episode or evaluation starting at env_steps,
-    trust * max_std (DEMO_METHOD, 5); None: anywhere, as in runs without demos."""
-    steps = DEMO_METHOD["trust_steps"]
-    if not cfg.demos or env_steps >= steps:
+def trust_std(demo_method: dict | None, agent: Agent, env_steps: int) -> float | None:
+    """How far from the prior the planner of a run that used its demos as `demo_method` (None: a run without
+    demos) may search in an episode or evaluation starting at env_steps: trust * max_std (DEMO_METHOD, 5); None:
+    anywhere."""
+    steps = (demo_method or {}).get("trust_steps", 0)
+    if env_steps >= steps:
         return None
     low, high = agent.cfg.min_std, agent.cfg.max_std
     return low * (high / low) ** (env_steps / steps)
