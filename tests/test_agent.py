@@ -190,11 +190,14 @@ def test_planning_within_a_trust_region_stays_at_the_prior():
     a = make_agent(seed=5)
     a.cfg.min_std = 1e-4
     obs = np.random.default_rng(1).standard_normal(OBS_DIM).astype(np.float32)
-    prior = a.act(obs, task=0, eval_mode=True, prior_only=True)
     a.trust_std = 1e-4
-    for eval_mode in (True, False):
-        near = a.act(obs, task=0, t0=True, eval_mode=eval_mode, generator=torch.Generator().manual_seed(0))
-        np.testing.assert_allclose(near, prior, atol=2e-3)
+    for task in (0, 1):  # task 1 has padded action dims: exactly 0, as the prior's
+        prior = a.act(obs, task=task, eval_mode=True, prior_only=True)
+        for eval_mode in (True, False):
+            near = a.act(obs, task=task, t0=True, eval_mode=eval_mode, generator=torch.Generator().manual_seed(0))
+            np.testing.assert_allclose(near, prior, atol=2e-3)
+            assert np.all(near[prior == 0.0] == 0.0)
+    prior = a.act(obs, task=0, eval_mode=True, prior_only=True)
     a.trust_std = None
     free = a.act(obs, task=0, t0=True, eval_mode=True, generator=torch.Generator().manual_seed(0))
     assert np.abs(free - prior).max() > 0.05
@@ -293,6 +296,9 @@ def test_a_zero_q_weight_leaves_the_policy_prior_to_cloning_alone():
     assert not all(torch.equal(p, q) for p, q in zip(a.model.model_parameters, model_before))
     b.update({**batch, "q_weight": torch.tensor(0.0), "bc_weight": torch.ones(32)})
     assert not all(torch.equal(p, q) for p, q in zip(b.model.policy_parameters, before))
+    c = make_agent(seed=6)
+    c.update({**batch, "bc_weight": torch.ones(32)})  # q_weight 1: Q moves it too, elsewhere
+    assert not all(torch.equal(p, q) for p, q in zip(b.model.policy_parameters, c.model.policy_parameters))
 
 
 def test_tensors_round_trip_through_safetensors_gives_identical_behaviour():

@@ -63,11 +63,13 @@ CHECKPOINT_EVERY_S = 300.0
 #    on other layouts). The handover keeps the early training episodes good; it does not make the planner good
 #    (session 12 pilot, 5,000 steps: planner 0/10 throughout, the prior alone falling from 9/10 to 2/10).
 # 5. trust in the model's Q, growing from min_std / max_std (1/40) at 0 env steps geometrically to 1 at
-#    trust_steps, after which the run goes on as runs without demos. It bounds two things:
+#    trust_steps, after which its planner and its prior's loss are those of runs without demos. It bounds two
+#    things:
 #    - the planner (training and evaluation) searches near the prior's mean action sequence, its std capped at
 #      trust * max_std, as MoDem-V2's policy-centred sampling;
-#    - online updates weight the prior's max-Q and entropy terms by trust (the demos' cloning term keeps its
-#      weight), so the prior moves toward what Q prefers only as Q earns it.
+#    - online updates (not phase 1's) weight the prior's max-Q and entropy terms by trust, the demos' cloning term
+#      keeping its weight, so the prior moves toward what Q prefers only as Q earns it. Adam all but cancels a
+#      uniform scale of a loss: what trust changes is the balance against cloning (online_bc).
 #    Why (pilots on bin-picking-v3, pretrained 45x50, 5 demos, seed 0, 5,000 steps, 10 evaluation episodes at
 #    0, 1k, ..., 5k steps, trust over 20k steps):
 #    - the handover alone (session 12): planner 0/10 at every evaluation, none of its 14 training episodes won;
