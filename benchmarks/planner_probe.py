@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_result  # noqa: E402
 
-from crossover.agent.planner import rollout_value  # noqa: E402
+from crossover.agent.planner import prior_mean_sequence, rollout_value  # noqa: E402
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.eval.rollout import EVAL_SEED_BASE, evaluate  # noqa: E402
 from crossover.tasks import get_task, make_env  # noqa: E402
@@ -64,14 +64,11 @@ class NearPrior:
             z = model.encode(obs[None], task)
             mask = model.action_mask[task]
             if self.pick is None:
-                mean = model.pi(z, task).mean[0]
+                mean = model.pi_mean(z, task)[0]
                 return ((mean + self.std * torch.randn(mean.shape, generator=generator)).clamp(-1, 1) * mask).numpy()
-            prior, zt = [], z
-            for _ in range(agent.cfg.horizon):
-                prior.append(model.pi(zt, task).mean[0])
-                zt, _ = model.step(zt, prior[-1][None], task)
+            prior = prior_mean_sequence(model, z, task, agent.cfg.horizon)
             noise = torch.randn(agent.cfg.horizon, self.samples, model.cfg.action_dim, generator=generator)
-            actions = (torch.stack(prior)[:, None] + self.std * noise).clamp(-1, 1) * mask
+            actions = (prior[:, None] + self.std * noise).clamp(-1, 1) * mask
             heads = torch.randperm(model.cfg.num_q, generator=generator)[:2]
             _, value = rollout_value(model, z.expand(self.samples, -1), task, actions, 0, agent.discount, generator,
                                      heads)

@@ -84,13 +84,12 @@ def plan(
     # iterations are only comparable with fresh samples if all were valued by the same heads.
     heads = torch.randperm(model.cfg.num_q, generator=generator)[:2]
 
-    max_std = cfg.max_std if trust_std is None else min(max(trust_std, cfg.min_std), cfg.max_std)
-    if trust_std is not None:
-        mean = prior_mean_sequence(model, z, task, horizon)
-    else:
-        mean = torch.zeros(horizon, action_dim)
+    if trust_std is None:
+        max_std, mean = cfg.max_std, torch.zeros(horizon, action_dim)
         if prev_mean is not None:
             mean[:-1] = prev_mean[1:]
+    else:
+        max_std, mean = min(max(trust_std, cfg.min_std), cfg.max_std), prior_mean_sequence(model, z, task, horizon)
     std = torch.full((horizon, action_dim), max_std)
     # Policy-prior trajectories seed the candidates with sequences that are already good; they ride along in the
     # first iteration's batch. Afterwards each iteration keeps its elites (and their values) in the next pool, as

@@ -353,6 +353,8 @@ def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer
     n_updates = 0
     by_prior = cfg.demos > 0 and _prior_acts(cfg, state["env_steps"], rng)
     agent.trust_std = trust_std(state.get("demo_method"), agent, state["env_steps"])
+    # (demos runs, DEMO_METHOD 5: the prior's max-Q term weighted by the same trust for the episode's updates)
+    q_weight = None if agent.trust_std is None else torch.tensor(agent.trust_std / agent.cfg.max_std)
     for t in range(cfg.episode_length):
         if by_prior:  # the prior cloned from the demos, while it hands over to the planner (DEMO_METHOD, 2 and 4)
             action = agent.act(obs, task_index, eval_mode=True, prior_only=True)[:action_dim]
@@ -372,8 +374,8 @@ def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer
             todo = cfg.random_steps if state["updates"] == 0 and cfg.random_steps else 1
             for _ in range(todo):
                 batch = sample_batch(cfg, agent, buffer, rng)
-                if agent.trust_std is not None:  # (demos runs, DEMO_METHOD 5)
-                    batch["q_weight"] = torch.tensor(agent.trust_std / agent.cfg.max_std)
+                if q_weight is not None:
+                    batch["q_weight"] = q_weight
                 for k, v in agent.update(batch).items():
                     sums[k] = sums.get(k, 0.0) + v
                 n_updates += 1
