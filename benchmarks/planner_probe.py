@@ -15,10 +15,13 @@ demonstrations, the prior alone succeeded 10/10 and both planners 0/10. Session 
 noisy copies of the prior's sequence, the best-valued one gave 0/10 (return 16) and a random one 7/10 (return
 638): the model's value does not just fail to help, it picks the wrong actions. Session 13, after 5,000 online
 steps with demos runs' trust region (planner_probe_trust20k_q.json): still so (best 1/10, random 5/10), and
-planning near the prior gives 9/10 at std 0.05, 4/10 at 0.2, 0/10 at 0.5.
+planning near the prior gives 9/10 at std 0.05, 4/10 at 0.2, 0/10 at 0.5. Session 14, --prior-only on 20
+layouts: seed 1's mean prior after 1,000 steps won 1/20 on its own training layouts and 13/20 with noise of std
+0.3, which is why its noisy training episodes kept winning while its evaluations failed.
 
 Usage (from the repository root): python benchmarks/planner_probe.py RUN [--task T] [--episodes N] [--td-mpc2]
-Writes benchmarks/results/planner_probe_<run folder name>.json.
+    [--layouts eval|train] [--prior-only]
+Writes benchmarks/results/planner_probe_<run folder name>[_train][_prior].json.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from crossover.errors import CrossoverError  # noqa: E402
 from crossover.eval.rollout import EVAL_SEED_BASE, evaluate  # noqa: E402
 from crossover.tasks import get_task, make_env  # noqa: E402
 from crossover.train.checkpoint import load_checkpoint  # noqa: E402
+from crossover.train.online import episode_seed  # noqa: E402
 
 TD_MPC2 = {"num_samples": 512, "iterations": 6, "num_elites": 64}  # Hansen et al. 2024, their default planner
 NEAR_STD, NEAR_SAMPLES = 0.3, 48  # how far from the prior NearPrior acts; how many sequences it picks from
@@ -112,6 +116,10 @@ def main() -> None:
     p.add_argument("--task", default=None, help="default: the run's own task")
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per way of acting")
     p.add_argument("--td-mpc2", action="store_true", help="also plan with TD-MPC2's sample budget (slow)")
+    p.add_argument("--layouts", choices=("eval", "train"), default="eval",
+                   help="the run's evaluation layouts, or those of its first training episodes (default: eval)")
+    p.add_argument("--prior-only", action="store_true",
+                   help="only the prior alone and the prior plus noise (fast: no planning)")
     args = p.parse_args()
     try:
         run = Path(args.run)
@@ -127,11 +135,13 @@ def main() -> None:
         if task not in state["tasks"]:
             raise CrossoverError(f"{run}: the agent was not trained on {task!r}")
         spec, index, length = get_task(task), state["tasks"].index(task), saved["episode_length"]
-        ways = [("prior alone", None), ("planner, ours", {})] + ([("planner, TD-MPC2 size", TD_MPC2)] if args.td_mpc2 else [])
-        ways += [(f"planner near the prior, std {w}", {"trust_std": w}) for w in TRUST_STDS]
-        ways += [(f"prior + noise {NEAR_STD}", NearPrior(agent, NEAR_STD)),
-                 (f"near prior, best value of {NEAR_SAMPLES}", NearPrior(agent, NEAR_STD, "value", NEAR_SAMPLES)),
-                 (f"near prior, random of {NEAR_SAMPLES}", NearPrior(agent, NEAR_STD, "random", NEAR_SAMPLES))]
+        seeds = [episode_seed(saved["seed"], i) for i in range(args.episodes)] if args.layouts == "train" else None
+        ways = [("prior alone", None), (f"prior + noise {NEAR_STD}", NearPrior(agent, NEAR_STD))]
+        if not args.prior_only:
+            ways += [("planner, ours", {})] + ([("planner, TD-MPC2 size", TD_MPC2)] if args.td_mpc2 else [])
+            ways += [(f"planner near the prior, std {w}", {"trust_std": w}) for w in TRUST_STDS]
+            ways += [(f"near prior, best value of {NEAR_SAMPLES}", NearPrior(agent, NEAR_STD, "value", NEAR_SAMPLES)),
+                     (f"near prior, random of {NEAR_SAMPLES}", NearPrior(agent, NEAR_STD, "random", NEAR_SAMPLES))]
         ours = {k: getattr(agent.cfg, k) for k in TD_MPC2}
         results = []
         for name, how in ways:
@@ -141,7 +151,7 @@ def main() -> None:
                 setattr(agent.cfg, k, v)
             t0 = time.time()
             actor = how if isinstance(how, NearPrior) else agent
-            ev = evaluate(actor, spec, index, args.episodes, length, prior_only=how is None)
+            ev = evaluate(actor, spec, index, args.episodes, length, prior_only=how is None, seeds=seeds)
             results.append({"acting": name, "success": ev.success_rate, "return": round(ev.mean_return, 1),
                             "seconds": round(time.time() - t0, 1)})
             print(f"{name:32s} success {ev.success_rate:4.0%}  return {ev.mean_return:8.1f}  ({time.time() - t0:.0f}s)",
@@ -153,9 +163,11 @@ def main() -> None:
         print("\nstep  value of prior sequences  of Gaussian ones  best is a prior sequence")
         for r in spread:
             print(f"{r['step']:4d}  {r['prior_mean']:24.1f}  {r['gaussian_mean']:16.1f}  {r['best_is_prior']}")
-        out = write_result(f"planner_probe_{run.name}", {"run": str(run), "task": task, "env_steps": state["env_steps"],
-                                                         "episodes": args.episodes, "acting": results,
-                                                         "value_spread": spread})
+        name = f"planner_probe_{run.name}" + ("_train" if args.layouts == "train" else "") + \
+            ("_prior" if args.prior_only else "")
+        out = write_result(name, {"run": str(run), "task": task, "env_steps": state["env_steps"],
+                                  "episodes": args.episodes, "layouts": args.layouts, "acting": results,
+                                  "value_spread": spread})
         print(f"\nwrote {out}")
     except CrossoverError as e:
         sys.exit(f"error: {e}")

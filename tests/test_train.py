@@ -270,11 +270,13 @@ def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter
     # The whole run: its demonstration updates are logged (2 per demonstrated step), its seed phase acts with the
     # prior, the planner acts once the handover is over (here after 20 steps), and every update after the seed
     # phase takes a batch from sample_batch.
-    training_prior, batches = [], []  # (evaluation acts with a generator of its own)
-    real_act, real_sample = Agent.act, online.sample_batch
+    # Online, while trust is below 1, the prior's max-Q term is off (q_weight 0); phase 1 keeps it.
+    training_prior, batches, q_weights = [], [], []  # (evaluation acts with a generator of its own)
+    real_act, real_sample, real_update = Agent.act, online.sample_batch, Agent.update
     monkeypatch.setattr(Agent, "act", lambda self, *a, **k: training_prior.append(
         k.get("prior_only") and k.get("generator") is None) or real_act(self, *a, **k))
     monkeypatch.setattr(online, "sample_batch", lambda *a: batches.append(1) or real_sample(*a))
+    monkeypatch.setattr(Agent, "update", lambda self, b: q_weights.append(b.get("q_weight")) or real_update(self, b))
     monkeypatch.setitem(DEMO_METHOD, "handover_steps", 20)
     r = adapt(dataclasses.replace(cfg, steps=40, eval_every=40, eval_episodes=1, seed_steps=20), tmp_path / "d",
               **QUIET)
@@ -282,6 +284,8 @@ def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter
     train = _rows(tmp_path / "d/train.csv")
     assert [row["acted_by"] for row in train] == ["prior", "planner"] and training_prior.count(True) == 20
     assert len(batches) == int(train[-1]["updates"]) > 0
+    online_weights = q_weights[-len(batches):]  # (before them: phase 1's 80 and the warm-up's, all without)
+    assert [float(w) for w in online_weights] == [0.0] * len(batches) and set(q_weights[:-len(batches)]) == {None}
 
 
 def test_the_prior_hands_over_to_the_planner_linearly():

@@ -23,9 +23,9 @@ class EvalResult:
 
 
 def evaluate(agent, task: TaskSpec, task_index: int, episodes: int, episode_length: int, env=None,
-             prior_only: bool = False) -> EvalResult:
+             prior_only: bool = False, seeds: list[int] | None = None) -> EvalResult:
     """Run `episodes` planner-mean episodes (policy-prior-mean ones with prior_only) on the fixed evaluation seeds
-    0..episodes-1.
+    0..episodes-1 (or on the given layout seeds, say a training run's, to compare; then `episodes` is ignored).
 
     Episode i's layout and planner noise both come from seed i, never from the agent's own generator: the result
     depends on the weights alone, and evaluating leaves the training run's random stream untouched, so a run's
@@ -35,9 +35,10 @@ def evaluate(agent, task: TaskSpec, task_index: int, episodes: int, episode_leng
     env = env or make_env(task, episode_length)
     successes, firsts, returns = 0, [], []
     try:
-        for i in range(episodes):
-            obs = env.reset(EVAL_SEED_BASE + i)
-            noise = torch.Generator().manual_seed(EVAL_SEED_BASE + i)
+        seeds = [EVAL_SEED_BASE + i for i in range(episodes)] if seeds is None else seeds
+        for seed in seeds:
+            obs = env.reset(seed)
+            noise = torch.Generator().manual_seed(seed)
             total, first = 0.0, None
             for t in range(episode_length):
                 action = agent.act(obs, task_index, t0=t == 0, eval_mode=True, generator=noise, prior_only=prior_only)
@@ -54,4 +55,4 @@ def evaluate(agent, task: TaskSpec, task_index: int, episodes: int, episode_leng
     finally:
         if own_env:
             env.close()
-    return EvalResult(episodes, successes / episodes, float(np.mean(firsts)) if firsts else None, float(np.mean(returns)))
+    return EvalResult(len(seeds), successes / len(seeds), float(np.mean(firsts)) if firsts else None, float(np.mean(returns)))

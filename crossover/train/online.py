@@ -63,24 +63,30 @@ CHECKPOINT_EVERY_S = 300.0
 #    on other layouts). The handover keeps the early training episodes good; it does not make the planner good
 #    (session 12 pilot, 5,000 steps: planner 0/10 throughout, the prior alone falling from 9/10 to 2/10).
 # 5. trust in the model's Q, growing from min_std / max_std (1/40) at 0 env steps geometrically to 1 at
-#    trust_steps, after which its planner and its prior's loss are those of runs without demos. It bounds two
-#    things:
+#    trust_steps, after which its planner and its prior's loss are those of runs without demos. Until then:
 #    - the planner (training and evaluation) searches near the prior's mean action sequence, its std capped at
 #      trust * max_std, as MoDem-V2's policy-centred sampling;
-#    - online updates (not phase 1's) weight the prior's max-Q and entropy terms by trust, the demos' cloning term
-#      keeping its weight, so the prior moves toward what Q prefers only as Q earns it. Adam all but cancels a
-#      uniform scale of a loss: what trust changes is the balance against cloning (online_bc).
-#    Why (pilots on bin-picking-v3, pretrained 45x50, 5 demos, seed 0, 5,000 steps, 10 evaluation episodes at
-#    0, 1k, ..., 5k steps, trust over 20k steps):
+#    - online updates (not phase 1's) weight the prior's max-Q and entropy terms by trust_q_weight, 0: the prior
+#      learns by cloning the demos alone (online_bc), while the model, Q included, learns from everything.
+#    Why the cap (pilots on bin-picking-v3, pretrained 45x50, 5 demos, seed 0, 5,000 steps, 10 evaluation
+#    episodes at 0, 1k, ..., 5k steps, trust over 20k steps):
 #    - the handover alone (session 12): planner 0/10 at every evaluation, none of its 14 training episodes won;
 #    - the std cap alone: planner 9,7,0,3,3,4 /10, prior alone 10,6,1,3,3,8 /10, 13 of 25 training episodes won;
-#    - both bounds: planner 9,8,4,9,9,8 /10, prior alone 10,8,2,9,9,8 /10, 23 of 25 training episodes won.
-#    Yet after those 5,000 steps Q still ranks actions wrongly (benchmarks/results/planner_probe_trust20k_q.json:
+#    - the cap and the max-Q term weighted by trust: planner 9,8,4,9,9,8 /10, prior alone 10,8,2,9,9,8 /10.
+#    After those 5,000 steps Q still ranks actions wrongly (benchmarks/results/planner_probe_trust20k_q.json:
 #    near the prior, std 0.05 9/10, 0.2 4/10, 0.5 0/10; unbounded 0/10), so trust_steps is twice the study's 20k
 #    budget: the cap reaches std 0.32 at 20k steps, where trust over 20k steps would have unbounded the planner.
+#    Why no max-Q term at all (session 14, benchmarks/results/demo_pilots/README.md): weighted by trust (1/40,
+#    rising to 1/28 at 4k steps), it still broke the prior of seed 1: evaluation 9/10 at 0 steps, 1/10 at 1k
+#    and 1-4/10 to 4k, while the training episodes, acted with noise, kept winning. Adam gives even a small
+#    weight's gradient full steps wherever cloning has none: on every state the demos do not cover. The mean
+#    prior then stalls after grasping (prior alone on 20 layouts: 18/20 at 0 steps, 4/20 at 1k; with noise of std
+#    0.3, 10/20). With the weight at 0, seed 1 held 10/10 at 1k, 2k and 3k, but 5/10 at 4k: the prior still
+#    erodes off the demos' states, later (not mended; see the README there).
 # A run records these in its checkpoint and resumes only with the same.
 DEMO_METHOD = {"updates_per_step": 2, "bc_coef": BC_COEF, "batch_fraction": 0.25, "online_bc": True,
-               "handover_steps": 5_000, "prior_noise": 0.3, "trust_steps": 40_000}
+               "handover_steps": 5_000, "prior_noise": 0.3, "trust_steps": 40_000,
+               "trust_q_weight": 0.0}
 
 
 @dataclass
@@ -137,7 +143,8 @@ class AdaptResult:
     eval_cpu_s: float | None
 
 
-def _episode_seed(seed: int, episode: int) -> int:
+def episode_seed(seed: int, episode: int) -> int:
+    """The layout seed of a run's training episode number `episode` (the demos take those of seed + 1)."""
     return int(np.random.SeedSequence(seed, spawn_key=(7, episode)).generate_state(1)[0])
 
 
@@ -163,7 +170,7 @@ def new_agent(cfg: AdaptConfig) -> tuple[Agent, dict]:
 def add_demos(cfg: AdaptConfig, buffer: TrajectoryBuffer, horizon: int) -> None:
     """The run's demonstrations, first in `buffer`: the scripted expert on layouts of their own."""
     for d in range(cfg.demos):
-        job = EpisodeJob(cfg.task, -1, d, PolicySpec("expert"), _episode_seed(cfg.seed + 1, d))
+        job = EpisodeJob(cfg.task, -1, d, PolicySpec("expert"), episode_seed(cfg.seed + 1, d))
         buffer.add_episode(run_episode(job, cfg.episode_length), horizon)
 
 
@@ -347,14 +354,14 @@ def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer
     """One episode of interaction with updates interleaved; returns it, whether the prior acted (demos runs'
     handover), and its mean losses."""
     horizon = agent.cfg.horizon
-    obs = env.reset(_episode_seed(cfg.seed, state["episodes"]))
+    obs = env.reset(episode_seed(cfg.seed, state["episodes"]))
     rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "success", "terminated", "truncated")}
     sums: dict[str, float] = {}
     n_updates = 0
     by_prior = cfg.demos > 0 and _prior_acts(cfg, state["env_steps"], rng)
     agent.trust_std = trust_std(state.get("demo_method"), agent, state["env_steps"])
-    # (demos runs, DEMO_METHOD 5: the prior's max-Q term weighted by the same trust for the episode's updates)
-    q_weight = None if agent.trust_std is None else torch.tensor(agent.trust_std / agent.cfg.max_std)
+    # (demos runs, DEMO_METHOD 5: while the planner is bounded, the prior's max-Q and entropy terms are weighted)
+    q_weight = None if agent.trust_std is None else torch.tensor(float(DEMO_METHOD["trust_q_weight"]))
     for t in range(cfg.episode_length):
         if by_prior:  # the prior cloned from the demos, while it hands over to the planner (DEMO_METHOD, 2 and 4)
             action = agent.act(obs, task_index, eval_mode=True, prior_only=True)[:action_dim]
