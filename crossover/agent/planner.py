@@ -75,8 +75,7 @@ def plan(
     shifted one step forward to warm-start this step. Returns (action, mean) with `mean` to pass back next step.
     With trust_std, the search stays near the policy prior: it starts from the prior's mean action sequence
     (rolled out in the model) instead of the warm start, its std never exceeds max(trust_std, cfg.min_std), and no
-    sampled prior
-    sequences join the pool (the prior's own std is far wider). Call under torch.inference_mode().
+    sampled prior sequences join the pool (the prior's own std is far wider). Call under torch.inference_mode().
     """
     horizon, action_dim = cfg.horizon, model.cfg.action_dim
     mask = model.action_mask[task]  # [action_dim]
