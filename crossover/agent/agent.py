@@ -172,8 +172,9 @@ class Agent:
         batch: obs [H+1, B, obs_dim], action [H, B, action_dim], reward [H, B], task [B] int64, and optionally
         terminated [H, B] (1 where the episode ended at that transition; Meta-World never terminates) and
         bc_weight [B] (a behaviour-cloning weight per window, in place of cfg.bc_coef on all of them) and q_weight
-        (a 0-d weight of the policy prior's max-Q and entropy terms, default 1: below 1 the prior moves less toward
-        what Q prefers, for while Q is still a guess).
+        (a 0-d weight of the policy prior's max-Q and entropy terms, default 1; at 0 the prior learns by cloning
+        alone. Adam undoes most of a small weight's effect wherever cloning has no gradient, so a weight between
+        0 and 1 acts more like 1 than its size suggests).
         """
         cfg, model, g = self.cfg, self.model, self.generator
         obs, action, reward, task = batch["obs"], batch["action"], batch["reward"], batch["task"]
