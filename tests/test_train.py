@@ -155,6 +155,10 @@ def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, m
         state_file.write_text(json.dumps({**state, "demo_method": {**state["demo_method"], "batch_fraction": 0.5}}))
         with pytest.raises(CrossoverError, match="demonstrations were used as"):
             adapt(cfg, tmp_path / "killed", resume=True, **QUIET)
+        state_file.write_text(json.dumps(state))  # and one without its prior from after the demos stops too
+        shutil.rmtree(tmp_path / "killed" / online.DEMO_PRIOR)
+        with pytest.raises(CrossoverError, match=f"{online.DEMO_PRIOR}: missing"):
+            adapt(cfg, tmp_path / "killed", resume=True, **QUIET)
 
 
 def test_fine_tuning_resumes_from_its_weights_moved_elsewhere_but_not_from_other_weights(pretrained, tmp_path,
@@ -267,16 +271,26 @@ def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter
         assert batch["obs"].shape[1] == 256 and from_demos == [True] * demo_windows + [False] * (256 - demo_windows)
         # The cloning term stays on the batch's demonstration share (its first 64 windows), and on that only.
         assert batch["bc_weight"].tolist() == [DEMO_METHOD["bc_coef"]] * 64 + [0.0] * 192
+    # Anchored (DEMO_METHOD 6), the other 192 windows are cloned too, toward the anchor's mean actions.
+    anchor = new_agent(cfg)[0]
+    batch = sample_batch(cfg, agent, buffer, np.random.default_rng(2), anchor)
+    assert batch["bc_weight"].tolist() == [DEMO_METHOD["bc_coef"]] * 64 + [DEMO_METHOD["anchor_coef"]] * 192
+    assert torch.equal(batch["bc_target"][:, :64], batch["action"][:, :64])
+    assert torch.equal(batch["bc_target"][:, 64:], online.prior_means(anchor, batch["obs"][:-1, 64:], batch["task"][64:]))
+    assert not torch.allclose(batch["bc_target"][:, 64:], online.prior_means(agent, batch["obs"][:-1, 64:],
+                                                                             batch["task"][64:]))
     # The whole run: its demonstration updates are logged (2 per demonstrated step), its seed phase acts with the
     # prior, the planner acts once the handover is over (here after 20 steps), and every update after the seed
     # phase takes a batch from sample_batch.
-    # Online, while trust is below 1, the prior's max-Q term is off (q_weight 0); phase 1 keeps it.
-    training_prior, batches, q_weights = [], [], []  # (evaluation acts with a generator of its own)
+    # Online, while trust is below 1, the prior's max-Q term is off (q_weight 0) and the prior is anchored to the
+    # one after phase 1, kept in the run's folder; phase 1 has neither.
+    training_prior, batches, q_weights, anchored = [], [], [], []  # (evaluation acts with a generator of its own)
     real_act, real_sample, real_update = Agent.act, online.sample_batch, Agent.update
     monkeypatch.setattr(Agent, "act", lambda self, *a, **k: training_prior.append(
         k.get("prior_only") and k.get("generator") is None) or real_act(self, *a, **k))
     monkeypatch.setattr(online, "sample_batch", lambda *a: batches.append(1) or real_sample(*a))
-    monkeypatch.setattr(Agent, "update", lambda self, b: q_weights.append(b.get("q_weight")) or real_update(self, b))
+    monkeypatch.setattr(Agent, "update", lambda self, b: q_weights.append(b.get("q_weight"))
+                        or anchored.append("bc_target" in b) or real_update(self, b))
     monkeypatch.setitem(DEMO_METHOD, "handover_steps", 20)
     r = adapt(dataclasses.replace(cfg, steps=40, eval_every=40, eval_episodes=1, seed_steps=20), tmp_path / "d",
               **QUIET)
@@ -286,6 +300,8 @@ def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter
     assert len(batches) == int(train[-1]["updates"]) > 0
     online_weights = q_weights[-len(batches):]  # (before them: phase 1's 80 and the warm-up's, all without)
     assert [float(w) for w in online_weights] == [0.0] * len(batches) and set(q_weights[:-len(batches)]) == {None}
+    assert set(anchored[-len(batches):]) == {True} and set(anchored[:-len(batches)]) == {False}
+    assert (tmp_path / "d" / online.DEMO_PRIOR / "model.safetensors").exists()
 
 
 def test_the_prior_hands_over_to_the_planner_linearly():

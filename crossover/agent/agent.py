@@ -157,8 +157,8 @@ class Agent:
             z = self.model.encode(obs_t.unsqueeze(0), task_t)
             gen = generator if generator is not None else self.generator
             if prior_only:
-                policy = self.model.pi(z, task_t, gen)
-                return (policy.mean if eval_mode else policy.action)[0].numpy().copy()
+                action = self.model.pi_mean(z, task_t) if eval_mode else self.model.pi_action(z, task_t, gen)
+                return action[0].numpy().copy()
             prev_mean = None if t0 else self._prev_mean
             action, self._prev_mean = plan(self.model, z, task_t, prev_mean, self.cfg, self.discount, gen, eval_mode,
                                            self.trust_std)
@@ -171,7 +171,8 @@ class Agent:
 
         batch: obs [H+1, B, obs_dim], action [H, B, action_dim], reward [H, B], task [B] int64, and optionally
         terminated [H, B] (1 where the episode ended at that transition; Meta-World never terminates) and
-        bc_weight [B] (a behaviour-cloning weight per window, in place of cfg.bc_coef on all of them) and q_weight
+        bc_weight [B] (a behaviour-cloning weight per window, in place of cfg.bc_coef on all of them), bc_target
+        [H, B, action_dim] (the actions to clone, in place of the logged ones) and q_weight
         (a 0-d weight of the policy prior's max-Q and entropy terms, default 1; at 0 the prior learns by cloning
         alone. Adam undoes most of a small weight's effect wherever cloning has no gradient, so a weight between
         0 and 1 acts more like 1 than its size suggests).
@@ -239,7 +240,7 @@ class Agent:
         weight = batch.get("bc_weight")
         if cfg.bc_coef > 0 or weight is not None:
             real_dims = model.action_mask[task].sum(-1).clamp(min=1)  # [B]
-            bc = (policy.mean[:-1] - action).square().sum(-1) / real_dims  # [H, B]
+            bc = (policy.mean[:-1] - batch.get("bc_target", action)).square().sum(-1) / real_dims  # [H, B]
             bc_loss = (bc.mean(-1) * rho[:-1]).mean()  # (logged: the cloning error over every window)
             if weight is None:
                 pi_loss = pi_loss + cfg.bc_coef * bc_loss

@@ -82,11 +82,23 @@ CHECKPOINT_EVERY_S = 300.0
 #    weight's gradient full steps wherever cloning has none: on every state the demos do not cover. The mean
 #    prior then stalls after grasping (prior alone on 20 layouts: 18/20 at 0 steps, 4/20 at 1k; with noise of std
 #    0.3, 10/20). With the weight at 0, seed 1 held 10/10 at 1k, 2k and 3k, but 5/10 at 4k: the prior still
-#    erodes off the demos' states, later (not mended; see the README there).
+#    erodes off the demos' states, later: item 6.
+# 6. an anchor, while trust < 1: the prior's windows from the run's own episodes are cloned, with weight
+#    anchor_coef, toward the mean actions that the prior after phase 1 (a frozen copy, encoder and all, kept in the
+#    run's folder as DEMO_PRIOR) takes on their observations. Cloning the demos constrains the prior only on the
+#    demos' states; elsewhere the shared encoder moves under the model's losses and the prior moves with it,
+#    unopposed. The anchor is DAgger's idea (Ross et al., 2011) with the phase-1 prior as the expert, in the way
+#    policy distillation keeps a student near a teacher. Why (pilots on bin-picking-v3, pretrained 45x50, 5 demos,
+#    seed 1, max-Q off; benchmarks/results/demo_pilots/README.md): without it, the prior alone on 20 evaluation
+#    layouts fell from 18/20 after phase 1 to 9/20 at 4k steps, while cloning's error on held-out expert states
+#    stayed where it was (0.021 per action dim); with it, 17/20 at 4k, its mean action within 0.02-0.03 per dim
+#    of the phase-1 prior's on the states it visits (0.04-0.08 at 1k without). Evaluations at 1k..4k (/10):
+#    planner 7, 7, 9, 10 with it; 10, 10, 10, 5 without.
 # A run records these in its checkpoint and resumes only with the same.
 DEMO_METHOD = {"updates_per_step": 2, "bc_coef": BC_COEF, "batch_fraction": 0.25, "online_bc": True,
                "handover_steps": 5_000, "prior_noise": 0.3, "trust_steps": 40_000,
-               "trust_q_weight": 0.0}
+               "trust_q_weight": 0.0, "anchor_coef": BC_COEF}
+DEMO_PRIOR = "demo_prior"  # a demos run's folder for its frozen phase-1 agent (item 6), a checkpoint of its own
 
 
 @dataclass
@@ -174,9 +186,11 @@ def add_demos(cfg: AdaptConfig, buffer: TrajectoryBuffer, horizon: int) -> None:
         buffer.add_episode(run_episode(job, cfg.episode_length), horizon)
 
 
-def sample_batch(cfg: AdaptConfig, agent: Agent, buffer: TrajectoryBuffer, rng: np.random.Generator) -> dict:
+def sample_batch(cfg: AdaptConfig, agent: Agent, buffer: TrajectoryBuffer, rng: np.random.Generator,
+                 anchor: Agent | None = None) -> dict:
     """One training batch; with demonstrations (the buffer's first cfg.demos episodes), batch_fraction of it from
-    them and the rest from the episodes after them."""
+    them and the rest from the episodes after them. With `anchor` (DEMO_METHOD, 6), the rest's cloning targets are
+    that agent's prior's mean actions."""
     size, horizon = agent.cfg.batch_size, agent.cfg.horizon
     if not cfg.demos:
         return batch_to_torch(buffer.sample(size, horizon, rng))
@@ -188,7 +202,17 @@ def sample_batch(cfg: AdaptConfig, agent: Agent, buffer: TrajectoryBuffer, rng: 
     batch = {k: torch.cat([demo[k], rest[k]], dim=0 if k == "task" else 1) for k in demo}
     if DEMO_METHOD["online_bc"]:
         batch["bc_weight"] = torch.cat([torch.full((n_demo,), float(DEMO_METHOD["bc_coef"])), torch.zeros(size - n_demo)])
+    if anchor is not None:
+        batch["bc_weight"][n_demo:] = float(DEMO_METHOD["anchor_coef"])
+        batch["bc_target"] = torch.cat([demo["action"], prior_means(anchor, rest["obs"][:-1], rest["task"])], dim=1)
     return batch
+
+
+def prior_means(agent: Agent, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+    """The policy prior's mean actions [H, B, action_dim] on observations [H, B, obs_dim] of tasks [B]."""
+    with torch.no_grad():
+        agent.model.eval()
+        return agent.model.pi_mean(agent.model.encode(obs, task), task)
 
 
 def learn_from_demos(agent: Agent, buffer: TrajectoryBuffer, rng: np.random.Generator,
@@ -241,6 +265,10 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         if cfg.demos and state.get("demo_method") != DEMO_METHOD:
             raise CrossoverError(f"{out}: its demonstrations were used as {state.get('demo_method', 'before 2026-11-27')}"
                                  f", not as now ({DEMO_METHOD}); start the run afresh in another --out")
+        if cfg.demos and not (out / DEMO_PRIOR).exists():
+            raise CrossoverError(f"{out / DEMO_PRIOR}: missing; a demos run keeps its prior from after the demos "
+                                 f"there, and cannot resume without it: start the run afresh in another --out")
+        demo_prior = load_checkpoint(out / DEMO_PRIOR)[0] if cfg.demos else None
         progress(f"[adapt] resuming {out} at env step {state['env_steps']}")
     else:
         agent, info = new_agent(cfg)  # before anything is written: a bad --from leaves no half-made run behind
@@ -265,6 +293,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
                  "next_eval": 0, "eval_wall_s": 0.0, "eval_cpu_s": 0.0}
         if cfg.demos:
             state["demo_method"] = DEMO_METHOD
+        demo_prior = None  # (made by phase 1 below)
     warm_up(agent.model_cfg, agent.cfg)  # before the clocks start: a one-time cost of the process, not of this run
     logger = MetricsLogger(out, resume_step=state["env_steps"] if resume else None)
     env = make_env(spec, cfg.episode_length)
@@ -289,6 +318,8 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         if cfg.demos and not resume:
             row = learn_from_demos(agent, buffer, rng, progress)
             logger.log("demos", 0, row)
+            demo_prior = Agent.from_config(agent.config(), agent.tensors())
+            save_checkpoint(out / DEMO_PRIOR, demo_prior, {"what": "the agent after its updates on the demos"})
             progress(f"[adapt] {row['updates']:,} updates on the {cfg.demos} demonstrations ({clocks()[0]:.0f}s)")
         while True:
             if state["env_steps"] >= state["next_eval"]:  # evaluation happens between episodes only
@@ -323,7 +354,8 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
                 checkpoint()
             if state["env_steps"] >= cfg.steps:
                 break
-            ep, by_prior, losses = _train_episode(cfg, agent, env, buffer, rng, state, task_index, spec.action_dim)
+            ep, by_prior, losses = _train_episode(cfg, agent, env, buffer, rng, state, task_index, spec.action_dim,
+                                                  demo_prior)
             wall, cpu = clocks()
             logger.log("train", state["env_steps"], {"episode_return": float(ep.reward.sum()),
                                                       "episode_success": float(ep.success.any()),
@@ -350,9 +382,9 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
 
 
 def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer, rng: np.random.Generator,
-                   state: dict, task_index: int, action_dim: int) -> tuple[Episode, bool, dict]:
+                   state: dict, task_index: int, action_dim: int, demo_prior: Agent | None) -> tuple[Episode, bool, dict]:
     """One episode of interaction with updates interleaved; returns it, whether the prior acted (demos runs'
-    handover), and its mean losses."""
+    handover), and its mean losses. demo_prior: a demos run's agent after phase 1 (DEMO_METHOD, 6)."""
     horizon = agent.cfg.horizon
     obs = env.reset(episode_seed(cfg.seed, state["episodes"]))
     rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "success", "terminated", "truncated")}
@@ -360,8 +392,11 @@ def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer
     n_updates = 0
     by_prior = cfg.demos > 0 and _prior_acts(cfg, state["env_steps"], rng)
     agent.trust_std = trust_std(state.get("demo_method"), agent, state["env_steps"])
-    # (demos runs, DEMO_METHOD 5: while the planner is bounded, the prior's max-Q and entropy terms are weighted)
-    q_weight = None if agent.trust_std is None else torch.tensor(float(DEMO_METHOD["trust_q_weight"]))
+    # (demos runs, DEMO_METHOD 5 and 6: while the planner is bounded, the prior's max-Q and entropy terms are
+    # weighted, and the prior is anchored to the one after phase 1)
+    trusting = agent.trust_std is not None
+    q_weight = torch.tensor(float(DEMO_METHOD["trust_q_weight"])) if trusting else None
+    anchor = demo_prior if trusting else None
     for t in range(cfg.episode_length):
         if by_prior:  # the prior cloned from the demos, while it hands over to the planner (DEMO_METHOD, 2 and 4)
             action = agent.act(obs, task_index, eval_mode=True, prior_only=True)[:action_dim]
@@ -380,7 +415,7 @@ def _train_episode(cfg: AdaptConfig, agent: Agent, env, buffer: TrajectoryBuffer
             # The first update after the seed phase catches up on it, as TD-MPC2 does after its seed steps.
             todo = cfg.random_steps if state["updates"] == 0 and cfg.random_steps else 1
             for _ in range(todo):
-                batch = sample_batch(cfg, agent, buffer, rng)
+                batch = sample_batch(cfg, agent, buffer, rng, anchor)
                 if q_weight is not None:
                     batch["q_weight"] = q_weight
                 for k, v in agent.update(batch).items():
