@@ -262,6 +262,7 @@ def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter
     # Phase 3: 64 of 256 windows come from the demonstrations, the rest from the agent's own episodes once it has
     # one (before that, from the demonstrations too).
     demo_rows = {row.tobytes() for row in buffer.state()["obs"]}  # two episodes of 21 observations
+    anchor = new_agent(cfg)[0]
     for own_episodes, demo_windows in ((0, 256), (1, 64)):
         if own_episodes:
             buffer.add_episode(run_episode(EpisodeJob("reach-v3", -1, 0, PolicySpec("random"), 5), 20),
@@ -271,8 +272,10 @@ def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter
         assert batch["obs"].shape[1] == 256 and from_demos == [True] * demo_windows + [False] * (256 - demo_windows)
         # The cloning term stays on the batch's demonstration share (its first 64 windows), and on that only.
         assert batch["bc_weight"].tolist() == [DEMO_METHOD["bc_coef"]] * 64 + [0.0] * 192
-    # Anchored (DEMO_METHOD 6), the other 192 windows are cloned too, toward the anchor's mean actions.
-    anchor = new_agent(cfg)[0]
+        # An anchor (DEMO_METHOD 6) has nothing to add while all windows are the demonstrations'.
+        anchored = sample_batch(cfg, agent, buffer, np.random.default_rng(2), anchor)
+        assert ("bc_target" in anchored) == bool(own_episodes)
+    # Anchored, the other 192 windows are cloned too, toward the anchor's mean actions.
     batch = sample_batch(cfg, agent, buffer, np.random.default_rng(2), anchor)
     assert batch["bc_weight"].tolist() == [DEMO_METHOD["bc_coef"]] * 64 + [DEMO_METHOD["anchor_coef"]] * 192
     assert torch.equal(batch["bc_target"][:, :64], batch["action"][:, :64])

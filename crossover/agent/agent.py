@@ -241,7 +241,7 @@ class Agent:
         if cfg.bc_coef > 0 or weight is not None:
             real_dims = model.action_mask[task].sum(-1).clamp(min=1)  # [B]
             bc = (policy.mean[:-1] - batch.get("bc_target", action)).square().sum(-1) / real_dims  # [H, B]
-            bc_loss = (bc.mean(-1) * rho[:-1]).mean()  # (logged: the cloning error over every window)
+            bc_loss = (bc.mean(-1) * rho[:-1]).mean()  # (logged: the cloning error over every window, to its target)
             if weight is None:
                 pi_loss = pi_loss + cfg.bc_coef * bc_loss
             else:

@@ -21,7 +21,7 @@ from crossover.data.collect import EpisodeJob, PolicySpec, run_episode
 from crossover.atomic import write_json_atomic
 from crossover.data.episodes import Episode
 from crossover.data.sampler import TrajectoryBuffer
-from crossover.errors import CrossoverError
+from crossover.errors import CheckpointError, CrossoverError
 from crossover.eval.rollout import evaluate
 from crossover.model.world_model import WorldModelConfig
 from crossover.tasks import get_task, make_env
@@ -67,7 +67,8 @@ CHECKPOINT_EVERY_S = 300.0
 #    - the planner (training and evaluation) searches near the prior's mean action sequence, its std capped at
 #      trust * max_std, as MoDem-V2's policy-centred sampling;
 #    - online updates (not phase 1's) weight the prior's max-Q and entropy terms by trust_q_weight, 0: the prior
-#      learns by cloning the demos alone (online_bc), while the model, Q included, learns from everything.
+#      learns by cloning alone (the demos, online_bc, and the anchor of item 6), while the model, Q included,
+#      learns from everything.
 #    Why the cap (pilots on bin-picking-v3, pretrained 45x50, 5 demos, seed 0, 5,000 steps, 10 evaluation
 #    episodes at 0, 1k, ..., 5k steps, trust over 20k steps):
 #    - the handover alone (session 12): planner 0/10 at every evaluation, none of its 14 training episodes won;
@@ -189,8 +190,8 @@ def add_demos(cfg: AdaptConfig, buffer: TrajectoryBuffer, horizon: int) -> None:
 def sample_batch(cfg: AdaptConfig, agent: Agent, buffer: TrajectoryBuffer, rng: np.random.Generator,
                  anchor: Agent | None = None) -> dict:
     """One training batch; with demonstrations (the buffer's first cfg.demos episodes), batch_fraction of it from
-    them and the rest from the episodes after them. With `anchor` (DEMO_METHOD, 6), the rest's cloning targets are
-    that agent's prior's mean actions."""
+    them and the rest from the episodes after them. With `anchor` (DEMO_METHOD, 6), once there are such episodes,
+    the rest is cloned too, toward that agent's prior's mean actions."""
     size, horizon = agent.cfg.batch_size, agent.cfg.horizon
     if not cfg.demos:
         return batch_to_torch(buffer.sample(size, horizon, rng))
@@ -202,7 +203,7 @@ def sample_batch(cfg: AdaptConfig, agent: Agent, buffer: TrajectoryBuffer, rng: 
     batch = {k: torch.cat([demo[k], rest[k]], dim=0 if k == "task" else 1) for k in demo}
     if DEMO_METHOD["online_bc"]:
         batch["bc_weight"] = torch.cat([torch.full((n_demo,), float(DEMO_METHOD["bc_coef"])), torch.zeros(size - n_demo)])
-    if anchor is not None:
+    if anchor is not None and own is not demos:
         batch["bc_weight"][n_demo:] = float(DEMO_METHOD["anchor_coef"])
         batch["bc_target"] = torch.cat([demo["action"], prior_means(anchor, rest["obs"][:-1], rest["task"])], dim=1)
     return batch
@@ -265,9 +266,9 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         if cfg.demos and state.get("demo_method") != DEMO_METHOD:
             raise CrossoverError(f"{out}: its demonstrations were used as {state.get('demo_method', 'before 2026-11-27')}"
                                  f", not as now ({DEMO_METHOD}); start the run afresh in another --out")
-        if cfg.demos and not (out / DEMO_PRIOR).exists():
-            raise CrossoverError(f"{out / DEMO_PRIOR}: missing; a demos run keeps its prior from after the demos "
-                                 f"there, and cannot resume without it: start the run afresh in another --out")
+        if cfg.demos and not (out / DEMO_PRIOR).exists():  # (damage to the run, which a study redoes)
+            raise CheckpointError(out / DEMO_PRIOR, "missing; a demos run keeps its prior from after the demos there "
+                                                    "and cannot resume without it: start the run afresh")
         demo_prior = load_checkpoint(out / DEMO_PRIOR)[0] if cfg.demos else None
         progress(f"[adapt] resuming {out} at env step {state['env_steps']}")
     else:
