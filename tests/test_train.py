@@ -273,8 +273,8 @@ def test_demonstrations_teach_the_prior_before_the_first_step_and_fill_a_quarter
         # The cloning term stays on the batch's demonstration share (its first 64 windows), and on that only.
         assert batch["bc_weight"].tolist() == [DEMO_METHOD["bc_coef"]] * 64 + [0.0] * 192
         # An anchor (DEMO_METHOD 6) has nothing to add while all windows are the demonstrations'.
-        anchored = sample_batch(cfg, agent, buffer, np.random.default_rng(2), anchor)
-        assert ("bc_target" in anchored) == bool(own_episodes)
+        with_anchor = sample_batch(cfg, agent, buffer, np.random.default_rng(2), anchor)
+        assert ("bc_target" in with_anchor) == bool(own_episodes)
     # Anchored, the other 192 windows are cloned too, toward the anchor's mean actions.
     batch = sample_batch(cfg, agent, buffer, np.random.default_rng(2), anchor)
     assert batch["bc_weight"].tolist() == [DEMO_METHOD["bc_coef"]] * 64 + [DEMO_METHOD["anchor_coef"]] * 192
