@@ -137,6 +137,11 @@ def _write_json_locked(cfg, out: Path, committed: dict, name: str) -> dict:
         if len(seen) > 1:
             print(f"warning: the runs of scale {label} started from {len(seen)} different pretrained models "
                   f"(see 'provenance' in the JSON)")
+    # A resumed run refuses another demo method, but a new work tree restores committed runs beside new ones.
+    methods = {json.dumps(provenance[r.run_id].get("demo_method"), sort_keys=True) for r in records if r.demos}
+    if len(methods) > 1:
+        print(f"warning: the runs with demos used {len(methods)} different demo methods, and the KPIs pool them "
+              f"(see 'provenance' in the JSON)")
     comparisons = [{**row, "goal": goal_verdict(row["ratio"])}
                    for row in comparison_rows(summarise(records, cfg.threshold, cfg.budgets))]
     result = {"config": cfg.to_dict(), "study": str(out), "finished_runs": len(records),

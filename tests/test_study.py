@@ -53,6 +53,8 @@ def test_study_runs_every_arm_and_records_costs(study_dir):
     assert cost["pretrain_cpu_s"] > 0 and cost["cpu_s"] > cost["pretrain_cpu_s"]  # collection is charged too
     made = {r: json.loads((study_dir / "runs" / r / "result.json").read_text())["provenance"] for r in records}
     assert made[pre.run_id]["pretrained_weights_sha256"] == pretrained_weights_sha256(study_dir)["2x3"]
+    started = json.loads((study_dir / "runs" / pre.run_id / "summary.json").read_text())["init_weights_sha256"]
+    assert started == made[pre.run_id]["pretrained_weights_sha256"]  # the digest the run recorded when it began
     assert made[scratch.run_id]["pretrained_weights_sha256"] is None
     assert made[pre.run_id]["code_version"] == made[scratch.run_id]["code_version"] == CODE_VERSION
 

@@ -159,6 +159,9 @@ def test_adapt_resumes_exactly_from_a_checkpoint_between_evaluations(tmp_path, m
         shutil.rmtree(tmp_path / "killed" / online.DEMO_PRIOR)
         with pytest.raises(CrossoverError, match=f"{online.DEMO_PRIOR}: missing"):
             adapt(cfg, tmp_path / "killed", resume=True, **QUIET)
+    (tmp_path / "killed/checkpoint/buffer.safetensors").unlink()  # nor does one without its replay buffer
+    with pytest.raises(CrossoverError, match="buffer.safetensors: missing"):
+        adapt(cfg, tmp_path / "killed", resume=True, **QUIET)
 
 
 def test_fine_tuning_resumes_from_its_weights_moved_elsewhere_but_not_from_other_weights(pretrained, tmp_path,

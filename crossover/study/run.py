@@ -216,8 +216,8 @@ def _pretrain_scale_locked(cfg: StudyConfig, out: Path, scale: Scale, progress) 
                 problem = str(e)
         if problem is None:
             return cost
-        # Pretraining resumes from its checkpoint, or starts over if that is damaged; cost.json is rewritten at
-        # the end (kept until then, so a failure here leaves the scale as it found it).
+        # Pretraining resumes from its checkpoint (cost.json is kept until it is rewritten at the end, so a failure
+        # here leaves the scale as it found it), or starts over in an emptied folder if the checkpoint is damaged.
         progress(f"[study] {problem}; pretraining scale {scale.label} again")
     data_cost = _collect_sources(cfg, out, progress)
     tasks = cfg.source_names[: scale.source_tasks]
@@ -297,8 +297,11 @@ def _adapt_run(cfg: StudyConfig, out: Path, run_id: str, target: str, scale: Sca
                        "eval_wall_s": r.eval_wall_s, "eval_cpu_s": r.eval_cpu_s},
         "pretrain_cost": None if pretrain_cost is None else {k: pretrain_cost[k] for k in ("wall_s", "cpu_s", "env_steps")},
         # Which code made the run, which weights it started from and how it used its demos (not read by the KPIs).
+        # The weights by the digest the run recorded when it began: the scale's folder may hold another model by
+        # now (pretrained again after damage).
         "provenance": {"code_version": CODE_VERSION,
-                       "pretrained_weights_sha256": None if scale is None else weights_sha256(Path(acfg.init)),
+                       "pretrained_weights_sha256": None if scale is None else (
+                           r.init_weights_sha256 or weights_sha256(Path(acfg.init))),
                        "demo_method": DEMO_METHOD if demos else None},
     }
     parse_run_record(record, str(record_file))  # the schema check, before anything is written

@@ -25,8 +25,9 @@ from crossover.errors import CheckpointError, CrossoverError
 from crossover.eval.rollout import evaluate
 from crossover.model.world_model import WorldModelConfig
 from crossover.tasks import get_task, make_env
-from crossover.train.checkpoint import (generator_state, load_checkpoint, prepare_run, read_checkpoint_state,
-                                       restore_generator, same_source, save_checkpoint, weights_sha256)
+from crossover.train.checkpoint import (BUFFER_FILE, generator_state, load_checkpoint, prepare_run,
+                                       read_checkpoint_state, restore_generator, same_source, save_checkpoint,
+                                       weights_sha256)
 from crossover.train.metrics import MetricsLogger
 from crossover.train.warmup import warm_up
 
@@ -154,6 +155,8 @@ class AdaptResult:
     cpu_s: float
     eval_wall_s: float | None  # the part of wall_s/cpu_s spent evaluating (None: run began before it was timed)
     eval_cpu_s: float | None
+    init_weights_sha256: str | None = None  # the pretrained weights the run started from (None: scratch, or a run
+    #                                         begun before its checkpoint recorded them, 2026-11-26)
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -259,6 +262,9 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
                          same={"init": lambda saved, new: _same_start(ckpt, saved, new)})
     if resume:
         agent, state, buffer_state = load_checkpoint(ckpt)
+        if buffer_state is None:  # (damage to the run, which a study redoes)
+            raise CheckpointError(ckpt / BUFFER_FILE, "missing; an adaptation run cannot resume without its replay "
+                                                      "buffer: start the run afresh")
         task_index = state["task_index"]
         buffer = TrajectoryBuffer(state["tasks"], agent.model_cfg.obs_dim, agent.model_cfg.action_dim, state["capacity"])
         buffer.load_state(buffer_state)
@@ -377,7 +383,8 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         eval_env.close()
         logger.close()
     result = AdaptResult(out, state["curve"], state["env_steps"], cfg.demos, state["wall_s"], state["cpu_s"],
-                         state.get("eval_wall_s"), state.get("eval_cpu_s"))
+                         state.get("eval_wall_s"), state.get("eval_cpu_s"),
+                         state.get("init_info", {}).get("weights_sha256"))
     write_json_atomic(out / "summary.json", {**asdict(result), "run_dir": str(out)})
     return result
 
