@@ -10,7 +10,6 @@ load average before and after is recorded with the results.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -22,7 +21,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, write_result  # noqa: E402
+from common import arg_parser, RESULTS, write_result  # noqa: E402
 
 from crossover.agent.agent import Agent, AgentConfig  # noqa: E402
 from crossover.model.world_model import WorldModelConfig  # noqa: E402
@@ -91,7 +90,7 @@ def bench_acts(agent: Agent, threads: int, num_acts: int) -> tuple[float, float,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arg_parser(__doc__)
     parser.add_argument("--presets", nargs="+", default=["1m", "5m"])
     parser.add_argument("--num-q", type=int, nargs="+", default=[None], help="Q ensemble sizes (default: preset's)")
     parser.add_argument("--updates", type=int, default=30)

@@ -1,18 +1,17 @@
 """Throughput of `crossover collect` with 1 and 2 workers next to the raw env.step rate of the same tasks.
 
 Goal (issue 2): collect with 2 workers at >= 1.6x the single-core raw env.step rate.
-Usage: python benchmarks/collect_throughput.py [--tasks MT10] [--episodes 3]
+Usage: python benchmarks/collect_throughput.py [--tasks MT10] [--episodes 10]
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+from common import arg_parser, write_result  # noqa: E402
 
 from crossover.data.collect import collect  # noqa: E402
 from crossover.data.episodes import EpisodeDataset  # noqa: E402
@@ -41,7 +40,7 @@ def raw_step_rate(dataset: Path) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = arg_parser(__doc__)
     p.add_argument("--tasks", default="MT10")
     p.add_argument("--episodes", type=int, default=10, help="expert episodes per task per measurement")
     args = p.parse_args()

@@ -1,6 +1,7 @@
 """Shared by the benchmarks: where results go and the facts about the machine each result was measured on."""
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -13,6 +14,11 @@ from crossover.atomic import write_atomic
 from crossover.version import CODE_VERSION  # noqa: F401 (the benchmarks import it from here)
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def arg_parser(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's parser: --help prints the script's whole docstring (goal, budget, usage) as written."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def machine() -> dict:

@@ -19,9 +19,10 @@ A new work tree (a later session) starts from what earlier sessions committed:
   no session collects or pretrains again and every run of a scale adapts from the same weights. Commit that folder
   with the JSON.
 The JSON's "provenance" keeps, per run, the code version that made it, the SHA-256 of the pretrained weights it
-started from and how it used its demos (online.DEMO_METHOD); the script warns if the runs of one scale started from different models. The JSON is rewritten from
-whatever runs are finished after each run this process finishes (so a session that stops without warning loses
-only the runs in progress) and at the end; `--max-runs 0` only writes it. `--config` runs another study the same way (e.g.
+started from and how it used its demos (online.DEMO_METHOD); the script warns if the runs of one scale started
+from different models or the runs with demos used different demo methods. The JSON is rewritten from whatever runs
+are finished after each run this process finishes (so a session that stops without warning loses only the runs in
+progress) and at the end; `--max-runs 0` only writes it. `--config` runs another study the same way (e.g.
 configs/reach_pilot.yaml; its JSON is results/crossover_reach_pilot.json).
 
 `crossover status studies/ml45` shows which runs are finished, running or stopped part-way, and estimates the
@@ -33,14 +34,13 @@ Usage: python benchmarks/crossover_ml45.py [--config FILE] [--out DIR] [--max-ru
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, write_result  # noqa: E402
+from common import arg_parser, RESULTS, write_result  # noqa: E402
 
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.locks import claim  # noqa: E402
@@ -54,7 +54,7 @@ GOAL_RATIO = 10.0  # issue 4: the pretrained agent reaches the threshold with >=
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = arg_parser(__doc__)
     p.add_argument("--config", default=str(CONFIGS / "ml45.yaml"), help="study config (default: configs/ml45.yaml)")
     p.add_argument("--out", default=None, help="study folder (default: studies/<config name>)")
     p.add_argument("--max-runs", type=int, default=None, help="stop after starting this many more adaptation runs")

@@ -25,7 +25,6 @@ Writes benchmarks/results/planner_probe_<run folder name>[_train][_prior].json.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+from common import arg_parser, write_result  # noqa: E402
 
 from crossover.agent.planner import prior_mean_sequence, rollout_value  # noqa: E402
 from crossover.errors import CrossoverError  # noqa: E402
@@ -111,7 +110,7 @@ def value_spread(agent, spec, task_index: int, episode_length: int, every: int =
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = arg_parser(__doc__)
     p.add_argument("run", help="a `crossover adapt` run folder")
     p.add_argument("--task", default=None, help="default: the run's own task")
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per way of acting")

@@ -18,7 +18,6 @@ Usage (from the repository root): python benchmarks/pretrain_probe.py [--from RU
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, write_result  # noqa: E402
+from common import arg_parser, RESULTS, write_result  # noqa: E402
 
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.eval.run import evaluate_run  # noqa: E402
@@ -41,7 +40,7 @@ DEFAULT_TASKS = ("reach-wall-v3,button-press-topdown-v3,drawer-close-v3,door-ope
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = arg_parser(__doc__)
     p.add_argument("--from", dest="source", default=str(DEFAULT_RUN), help="a finished `crossover pretrain` run")
     p.add_argument("--updates", default="10000,20000,40000", help="pretraining budgets to probe, comma-separated")
     p.add_argument("--tasks", default=DEFAULT_TASKS, help="source tasks to evaluate (default: 8 of them)")

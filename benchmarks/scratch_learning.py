@@ -5,7 +5,7 @@ drawer-close-v3, door-open-v3, plate-slide-v3, within the budget below, 3 seeds.
 
 Budget: 20,000 env steps per run (200-step episodes, 1 update per step after 1,000 random steps), evaluated every
 2,000 steps on 10 fixed layouts. Each (task, seed) run is a resumable piece: its training folder lives under
-runs/bench/ (not committed; `--resume` continues it after a kill) and its small result is written to
+runs/bench/ (not committed; rerunning the script continues it after a kill) and its small result is written to
 benchmarks/results/scratch_learning/<task>__seed<S>.json once finished, so a later session continues the grid.
 
 Usage: python benchmarks/scratch_learning.py [--tasks reach-v3,...] [--seeds 0,1,2] [--steps 20000] [--threads 2]
@@ -13,13 +13,12 @@ Two pieces side by side: run it twice with disjoint --tasks/--seeds and --thread
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, write_result  # noqa: E402
+from common import arg_parser, RESULTS, write_result  # noqa: E402
 
 from crossover.train.online import AdaptConfig, adapt  # noqa: E402
 
@@ -29,7 +28,7 @@ OTHERS_SUCCESS, OTHERS_NEEDED, GOAL_SEEDS = 0.8, 2, 3  # mean final success over
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = arg_parser(__doc__)
     p.add_argument("--tasks", default=TASKS)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--steps", type=int, default=20_000)

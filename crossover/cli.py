@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "new ones, and measure when that beats training from scratch.")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    s = sub.add_parser("tasks", help="list the tasks and splits Crossover knows")
+    s = sub.add_parser("tasks", help="list the tasks Crossover knows (--split filters them)")
     s.add_argument("--split", metavar="SPEC", help="only these: split names and/or task names, comma-separated "
                    "(MT10, MT50, ML10-train, ML10-test, ML45-train, ML45-test)")
     s.set_defaults(handler=_tasks)
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, metavar="RUN", help="run folder for checkpoints and metrics")
     s.add_argument("--demos", type=int, default=0, help="scripted-expert episodes: learned from before the first "
                    "step, cloned in scratch's seed phase, oversampled and cloned after; the cloned prior acts in "
-                   "a falling share of the first training episodes (see DEMO_METHOD)")
+                   "a falling share of the first training episodes (see DEMO_METHOD in crossover/train/online.py)")
     s.add_argument("--eval-every", type=int, default=2_000, help="evaluate every this many env steps")
     s.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation (fixed seeds)")
     s.add_argument("--episode-length", type=int, default=200, help="steps per episode (default 200)")
@@ -192,9 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(handler=_evaluate)
 
     s = sub.add_parser("study", help="run a crossover study: pretrain, adapt vs scratch, KPIs and report",
-                       description="Runs the grid targets x budgets x seeds x {scratch, pretrained at each scale}, "
-                       "collecting and pretraining what is missing. Restarting skips finished runs; two processes on one --out "
-                       "split the runs between them.")
+                       description="Runs the grid targets x seeds x demos x {scratch, pretrained at each scale}, "
+                       "collecting and pretraining what is missing. Each run goes to the largest budget; success at "
+                       "the smaller budgets is read off its evaluations. Restarting skips finished runs; two processes "
+                       "on one --out split the runs between them.")
     s.add_argument("--config", required=True, metavar="FILE|demo", help="study YAML file, or the built-in preset 'demo'")
     s.add_argument("--out", required=True, metavar="DIR", help="study folder (created, or continued)")
     s.add_argument("--max-runs", type=int, default=None, metavar="N",
