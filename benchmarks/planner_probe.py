@@ -20,8 +20,8 @@ layouts: seed 1's mean prior after 1,000 steps won 1/20 on its own training layo
 0.3, which is why its noisy training episodes kept winning while its evaluations failed.
 
 Usage (from the repository root): python benchmarks/planner_probe.py RUN [--task T] [--episodes N] [--td-mpc2]
-    [--layouts eval|train] [--prior-only]
-Writes benchmarks/results/planner_probe_<run folder name>[_train][_prior].json.
+    [--layouts eval|train] [--prior-only | --variants]
+Writes benchmarks/results/planner_probe_<run folder name>[_train][_prior|_variants].json.
 """
 from __future__ import annotations
 
@@ -45,6 +45,11 @@ from crossover.train.online import episode_seed  # noqa: E402
 TD_MPC2 = {"num_samples": 512, "iterations": 6, "num_elites": 64}  # Hansen et al. 2024, their default planner
 NEAR_STD, NEAR_SAMPLES = 0.3, 48  # how far from the prior NearPrior acts; how many sequences it picks from
 TRUST_STDS = (0.05, 0.2, 0.5)  # widths of the planner's trust region around the prior (planner.plan's trust_std)
+VARIANTS = {  # our planner with the alternatives to two of its choices (AgentConfig.terminal_action, keep_elites)
+    "planner, terminal Q at the prior's mean": {"terminal_action": "mean"},
+    "planner, no elites kept": {"keep_elites": False},
+    "planner, both": {"terminal_action": "mean", "keep_elites": False},
+}
 
 
 class NearPrior:
@@ -119,6 +124,9 @@ def main() -> None:
                    help="the run's evaluation layouts, or those of its first training episodes (default: eval)")
     p.add_argument("--prior-only", action="store_true",
                    help="only the prior alone and the prior plus noise (fast: no planning)")
+    p.add_argument("--variants", action="store_true",
+                   help="only the prior alone, our planner, and our planner with the terminal Q taken at the "
+                   "prior's mean action and/or no elites kept across iterations")
     args = p.parse_args()
     try:
         run = Path(args.run)
@@ -127,6 +135,8 @@ def main() -> None:
             raise CrossoverError(f"{run}: not a `crossover adapt` run (no adapt_config.json)")
         saved = json.loads(config.read_text())
         task = args.task or saved["task"]
+        if args.prior_only and args.variants:
+            raise CrossoverError("--prior-only and --variants each choose the ways of acting: give one")
         if args.episodes < 1:
             raise CrossoverError(f"--episodes must be at least 1 (got {args.episodes})")
         torch.set_num_threads(saved.get("threads", 2))
@@ -136,12 +146,14 @@ def main() -> None:
         spec, index, length = get_task(task), state["tasks"].index(task), saved["episode_length"]
         seeds = [episode_seed(saved["seed"], i) for i in range(args.episodes)] if args.layouts == "train" else None
         ways = [("prior alone", None), (f"prior + noise {NEAR_STD}", NearPrior(agent, NEAR_STD))]
-        if not args.prior_only:
+        if args.variants:
+            ways = [("prior alone", None), ("planner, ours", {})] + list(VARIANTS.items())
+        elif not args.prior_only:
             ways += [("planner, ours", {})] + ([("planner, TD-MPC2 size", TD_MPC2)] if args.td_mpc2 else [])
             ways += [(f"planner near the prior, std {w}", {"trust_std": w}) for w in TRUST_STDS]
             ways += [(f"near prior, best value of {NEAR_SAMPLES}", NearPrior(agent, NEAR_STD, "value", NEAR_SAMPLES)),
                      (f"near prior, random of {NEAR_SAMPLES}", NearPrior(agent, NEAR_STD, "random", NEAR_SAMPLES))]
-        ours = {k: getattr(agent.cfg, k) for k in TD_MPC2}
+        ours = {k: getattr(agent.cfg, k) for k in [*TD_MPC2, "terminal_action", "keep_elites"]}
         results = []
         for name, how in ways:
             settings = dict(how) if isinstance(how, dict) else {}
@@ -163,7 +175,7 @@ def main() -> None:
         for r in spread:
             print(f"{r['step']:4d}  {r['prior_mean']:24.1f}  {r['gaussian_mean']:16.1f}  {r['best_is_prior']}")
         name = f"planner_probe_{run.name}" + ("_train" if args.layouts == "train" else "") + \
-            ("_prior" if args.prior_only else "")
+            ("_prior" if args.prior_only else "") + ("_variants" if args.variants else "")
         out = write_result(name, {"run": str(run), "task": task, "env_steps": state["env_steps"],
                                   "episodes": args.episodes, "layouts": args.layouts, "acting": results,
                                   "value_spread": spread})

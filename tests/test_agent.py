@@ -203,6 +203,42 @@ def test_planning_within_a_trust_region_stays_at_the_prior():
     assert np.abs(free - prior).max() > 0.05
 
 
+def test_planner_variants_terminal_mean_and_fresh_pools():
+    # terminal_action "mean" takes each sequence's terminal Q at the prior's mean action, so its values no longer
+    # depend on the generator; keep_elites False refits to each iteration's fresh pool alone (TD-MPC2's way).
+    from crossover.agent.planner import rollout_value
+
+    a = make_agent(seed=6, iterations=3)
+    with torch.no_grad():  # random weights throughout: the zero-initialised Q and reward heads would value all alike
+        for p in a.model.parameters():
+            p.normal_(0.0, 0.2)
+    a.model.eval()  # as when acting: no dropout in the Q heads
+    task, heads = torch.tensor(0), torch.tensor([0, 1])
+    z = a.model.encode(torch.randn(8, OBS_DIM, generator=torch.Generator().manual_seed(2)), task)
+    actions = torch.rand(a.cfg.horizon, 8, ACTION_DIM, generator=torch.Generator().manual_seed(3)) * 2 - 1
+
+    def values(terminal_mean, seed):
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            return rollout_value(a.model, z, task, actions, 0, 0.9, gen, heads, terminal_mean=terminal_mean)[1]
+
+    torch.testing.assert_close(values(True, 0), values(True, 1))
+    assert not torch.allclose(values(False, 0), values(False, 1))
+    obs = np.random.default_rng(4).standard_normal(OBS_DIM).astype(np.float32)
+
+    def planned(**choices):
+        for k, v in choices.items():
+            setattr(a.cfg, k, v)
+        return a.act(obs, task=0, t0=True, eval_mode=True, generator=torch.Generator().manual_seed(0))
+
+    default = planned(terminal_action="sample", keep_elites=True)
+    np.testing.assert_array_equal(planned(terminal_action="sample", keep_elites=True), default)
+    assert not np.array_equal(planned(terminal_action="sample", keep_elites=False), default)
+    assert not np.array_equal(planned(terminal_action="mean", keep_elites=True), default)
+    with pytest.raises(ValueError, match="terminal_action"):
+        AgentConfig(terminal_action="median")
+
+
 def synthetic_dataset(num_episodes: int = 64, length: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
     """Episodes (initial states and actions drawn from `seed`) of one fixed linear system with a bounded
     reward: something a world model can learn."""

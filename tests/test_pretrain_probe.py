@@ -25,6 +25,7 @@ def test_bad_probe_input_is_a_one_line_error(argv, expected, monkeypatch, benchm
 @pytest.mark.parametrize("argv, expected", [
     ([], "not a `crossover adapt` run (no adapt_config.json)"),
     (["--episodes", "0"], "--episodes must be at least 1 (got 0)"),
+    (["--prior-only", "--variants"], "--prior-only and --variants each choose the ways of acting: give one"),
 ])
 def test_bad_planner_probe_input_is_a_one_line_error(argv, expected, monkeypatch, benchmark_script, tmp_path):
     run = tmp_path / "run"

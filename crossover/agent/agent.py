@@ -65,6 +65,9 @@ class AgentConfig(DictConfig):
     min_std: float = 0.05  # lower bound of the sampling std
     max_std: float = 2.0  # initial and upper bound of the sampling std
     temperature: float = 0.5  # MPPI softmax temperature on elite values
+    # Two planner choices, kept as TD-MPC2 / iCEM make them; planner_probe.py compares the alternatives:
+    terminal_action: str = "sample"  # the action a sequence's terminal Q is taken at: a policy draw, or its "mean"
+    keep_elites: bool = True  # carry each iteration's elites and their values into the next pool (iCEM)
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
@@ -75,6 +78,8 @@ class AgentConfig(DictConfig):
             raise ValueError(
                 f"AgentConfig.num_elites ({self.num_elites}) must be in [1, num_samples={self.num_samples}]"
             )
+        if self.terminal_action not in ("sample", "mean"):
+            raise ValueError(f"AgentConfig.terminal_action must be 'sample' or 'mean', got {self.terminal_action!r}")
         if self.discount is not None and not 0 < self.discount <= 1:
             raise ValueError(f"AgentConfig.discount must be in (0, 1], got {self.discount}")
 

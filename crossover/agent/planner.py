@@ -25,9 +25,11 @@ def rollout_value(
     discount: float,
     generator: torch.Generator,
     heads: Tensor,
+    terminal_mean: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Discounted return of action sequences from latent states z [policy_rows + N, latent]: the model's rewards
-    over the horizon plus the discounted value (mean of Q heads `heads`) of the policy's action at the last state.
+    over the horizon plus the discounted value (mean of Q heads `heads`) of the policy's action at the last state,
+    a draw from the policy or, with terminal_mean, its mean action.
 
     The first `policy_rows` rows follow the policy prior; the other N take `actions` [horizon, N, action_dim].
     Returns (the actions taken [horizon, policy_rows + N, action_dim], value [policy_rows + N]).
@@ -44,7 +46,7 @@ def rollout_value(
         z, reward_logits = model.step(z, a, task)
         value = value + weight * two_hot_inv(reward_logits, cfg.vmin, cfg.vmax)
         weight *= discount
-    terminal_action = model.pi_action(z, task, generator)
+    terminal_action = model.pi_mean(z, task) if terminal_mean else model.pi_action(z, task, generator)
     value = value + weight * model.Q(z, terminal_action, task, "avg", heads=heads)
     return torch.stack(taken), torch.nan_to_num(value, nan=0.0)
 
@@ -92,18 +94,21 @@ def plan(
     std = torch.full((horizon, action_dim), max_std)
     # Policy-prior trajectories seed the candidates with sequences that are already good; they ride along in the
     # first iteration's batch. Afterwards each iteration keeps its elites (and their values) in the next pool, as
-    # iCEM does (Pinneri et al., 2020): no sequence is evaluated twice, so a small sample budget goes further.
+    # iCEM does (Pinneri et al., 2020): no sequence is evaluated twice, so a small sample budget goes further. The
+    # cost: a value lifted by a lucky terminal-action draw stays lifted (cfg.keep_elites, cfg.terminal_action).
     kept_actions, kept_value = torch.empty(horizon, 0, action_dim), torch.empty(0)
     for i in range(cfg.iterations):
         policy_rows = cfg.num_pi_trajs if i == 0 and trust_std is None else 0
         noise = torch.randn(horizon, cfg.num_samples, action_dim, generator=generator)
         actions = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp(-1, 1) * mask
         z_rows = z.expand(policy_rows + cfg.num_samples, -1)
-        actions, value = rollout_value(model, z_rows, task, actions, policy_rows, discount, generator, heads)
+        actions, value = rollout_value(model, z_rows, task, actions, policy_rows, discount, generator, heads,
+                                       terminal_mean=cfg.terminal_action == "mean")
         candidates = torch.cat([kept_actions, actions], dim=1)
         elite_value, elite_index = torch.cat([kept_value, value]).topk(cfg.num_elites)
         elite_actions = candidates[:, elite_index]  # [horizon, num_elites, action_dim]
-        kept_actions, kept_value = elite_actions, elite_value
+        if cfg.keep_elites:
+            kept_actions, kept_value = elite_actions, elite_value
         # MPPI: weight elites by exp(temperature * value), refit mean and std to the weighted elites.
         score = torch.softmax(cfg.temperature * elite_value, dim=0)
         mean = torch.einsum("e,hea->ha", score, elite_actions)
