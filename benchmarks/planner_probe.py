@@ -165,7 +165,7 @@ def main() -> None:
             ev = evaluate(actor, spec, index, args.episodes, length, prior_only=how is None, seeds=seeds)
             results.append({"acting": name, "success": ev.success_rate, "return": round(ev.mean_return, 1),
                             "seconds": round(time.time() - t0, 1)})
-            print(f"{name:32s} success {ev.success_rate:4.0%}  return {ev.mean_return:8.1f}  ({time.time() - t0:.0f}s)",
+            print(f"{name:40s} success {ev.success_rate:4.0%}  return {ev.mean_return:8.1f}  ({time.time() - t0:.0f}s)",
                   flush=True)
         for k, v in ours.items():
             setattr(agent.cfg, k, v)
