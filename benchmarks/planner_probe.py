@@ -17,7 +17,10 @@ noisy copies of the prior's sequence, the best-valued one gave 0/10 (return 16) 
 steps with demos runs' trust region (planner_probe_trust20k_q.json): still so (best 1/10, random 5/10), and
 planning near the prior gives 9/10 at std 0.05, 4/10 at 0.2, 0/10 at 0.5. Session 14, --prior-only on 20
 layouts: seed 1's mean prior after 1,000 steps won 1/20 on its own training layouts and 13/20 with noise of std
-0.3, which is why its noisy training episodes kept winning while its evaluations failed.
+0.3, which is why its noisy training episodes kept winning while its evaluations failed. Session 17, --variants
+on 20 episodes after 20,000 env steps: door-unlock-v3 pretrained (prior 55%, ours 70%, terminal Q at the prior's
+mean 65%, no elites kept 60%, both 60%) and door-lock-v3 scratch (45%, 35%, 30%, 45%, 35%): neither choice moves
+success beyond the noise of 20 episodes (a standard error of ~11 points).
 
 Usage (from the repository root): python benchmarks/planner_probe.py RUN [--task T] [--episodes N] [--td-mpc2]
     [--layouts eval|train] [--prior-only | --variants]
