@@ -69,6 +69,16 @@ def test_report_holds_the_figures_of_the_runs(study_dir):
     final = {r.arm: r.curve[-1].success for r in records}
     assert f"{final['scratch']:.2f}" in text
     assert "Time spent evaluating is left out" in html
+    assert "(best of 1 pretrained configuration; 1 seed)." in text and "planned runs" not in text
+
+
+def test_a_report_of_a_study_part_way_says_how_many_runs_it_rests_on(study_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(study_dir, copy)
+    (copy / "runs" / "button-press-topdown-v3__pre-2x3__demos0__seed0" / "result.json").unlink()
+    path, text = report_study(copy)
+    said = "1 of the 2 planned runs are finished, and every figure rests on those alone"
+    assert text.startswith(said) and said in path.read_text()
 
 
 def test_report_takes_another_threshold_without_rerunning(study_dir, capsys):

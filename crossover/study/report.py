@@ -197,28 +197,31 @@ def _ratio_phrase(eff: SampleEfficiency | None, threshold: float) -> str:
     goal = f"{threshold:.0%} success"
     if eff is None:
         return f"no comparison of env steps to {goal}"
+    scratch = f"training from scratch with the same {eff.demos} demos" if eff.demos else "training from scratch"
     if eff.ratio is None:
         if _both_zero_shot(eff):
             return f"both arms reach {goal} before any training (0 env steps), so there is no ratio"
-        return f"the sample-efficiency ratio at {goal} is undetermined (neither arm reached it in every seed)"
+        every = " in every seed" if eff.scratch_steps.n > 1 else ""
+        return f"the sample-efficiency ratio at {goal} is undetermined (neither arm reached it{every})"
     if math.isinf(eff.ratio):
-        return f"it reaches {goal} zero-shot, where training from scratch needs " \
+        return f"it reaches {goal} zero-shot, where {scratch} needs " \
                f"{'at least ' if eff.bound == 'lower_bound' else ''}{_steps(eff.scratch_steps.mean)} env steps"
     if eff.ratio == 0:
-        return f"training from scratch reaches {goal} before any training (0 env steps), where it needs " \
+        return f"{scratch} reaches {goal} before any training (0 env steps), where it needs " \
                f"{'at least ' if eff.adapted_steps.is_lower_bound else ''}{_steps(eff.adapted_steps.mean)} env steps"
     qualifier = {"lower_bound": "at least ", "upper_bound": "at most "}.get(eff.bound, "")
     if math.isclose(eff.ratio, 1.0) and eff.bound == "exact":
-        return f"it reaches {goal} with as many env steps as training from scratch"
+        return f"it reaches {goal} with as many env steps as {scratch}"
     if eff.ratio >= 1:
-        return f"it reaches {goal} with {qualifier}{eff.ratio:.2f}x fewer env steps than training from scratch"
+        return f"it reaches {goal} with {qualifier}{eff.ratio:.2f}x fewer env steps than {scratch}"
     # Below 1 the pretrained agent is the slower one; say it that way round (bounds flip with the inverse).
     qualifier = {"lower_bound": "at most ", "upper_bound": "at least "}.get(eff.bound, "")
-    return f"it needs {qualifier}{1 / eff.ratio:.2f}x more env steps than training from scratch to reach {goal}"
+    return f"it needs {qualifier}{1 / eff.ratio:.2f}x more env steps than {scratch} to reach {goal}"
 
 
 def headlines(summary: StudySummary) -> list[str]:
-    """One sentence per target: the best pretrained configuration's N* (CPU and wall-clock) and step ratio."""
+    """One sentence per target: the best pretrained configuration's N* (CPU and wall-clock), step ratio, success
+    at the largest budget against scratch's, and how many seeds that rests on."""
     # Best = the configuration that pays off soonest in CPU time: definite or bounded-above values first, then
     # bounded-below, then never, then undetermined; ties go to the larger scale. The tables show all the others.
     rank = {"exact": 0, "upper_bound": 0, "lower_bound": 1, "never": 2, "undetermined": 3}
@@ -238,12 +241,14 @@ def headlines(summary: StudySummary) -> list[str]:
         )
         eff = _efficiency_for(summary, target, best.scale, best.demos)
         reasons = "; ".join(dict.fromkeys(r for r in (best.cpu.reason, best.wall.reason) if r))
+        seeds = best.cpu.scratch_per_task.n
         sentences.append(
             f"{target}: pretraining on {_scale_detail(best.scale)} and adapting with {best.demos} demos "
             f"{_break_even_phrase(best.cpu, best.wall)}"
             f"{f' ({reasons})' if reasons else ''}; {_ratio_phrase(eff, summary.threshold)}"
-            f"{_final_success_phrase(summary, best) if eff is not None and eff.bound == 'undetermined' else ''} "
-            f"(best of {len(results)} pretrained configuration{'s' if len(results) > 1 else ''})."
+            f"{_final_success_phrase(summary, best)} "
+            f"(best of {len(results)} pretrained configuration{'s' if len(results) > 1 else ''}; "
+            f"{seeds} seed{'s' if seeds > 1 else ''})."
         )
     return sentences
 
@@ -334,21 +339,27 @@ def _plot_success_curves(summary: StudySummary) -> Figure:
                     points.append((x, mean_ci(values)))
             color = "black" if g.key.scale is None else colors[g.key.scale]
             label = f"{g.key.arm if g.key.scale is None else g.key.scale.label}, {g.key.demos} demos (n={len(runs)})"
+            # Open squares for scratch, dots for pretrained: where the lines coincide (at 0, often) both still show.
+            marker = dict(marker="s", markerfacecolor="none", markersize=6) if g.key.scale is None else \
+                dict(marker="o", markersize=3)
             ax.plot([x for x, _ in points], [s.mean for _, s in points], color=color,
-                    linestyle=styles[g.key.demos], label=label)
+                    linestyle=styles[g.key.demos], label=label, **marker)
             banded = [(x, s.ci) for x, s in points if s.ci is not None]
             if banded:
                 # A success rate lives in [0, 1]; the t interval can overshoot with few seeds.
                 ax.fill_between([x for x, _ in banded], [max(0.0, ci[0]) for _, ci in banded],
                                 [min(1.0, ci[1]) for _, ci in banded], color=color, alpha=0.15, linewidth=0)
         ax.axhline(summary.threshold, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(f"threshold {summary.threshold:.0%}", (0, summary.threshold), xycoords=("axes fraction", "data"),
+                    xytext=(2, 2), textcoords="offset points", fontsize="x-small", color="grey")
         for b in summary.budgets:
             ax.axvline(b, color="lightgrey", linewidth=0.8, zorder=0)
-        ax.set_title(target)
+        ax.set_title(f"{target} (grey verticals: budgets)")
         ax.set_xlabel("env steps (adaptation budget)")
         ax.set_ylabel("success rate")
         ax.set_ylim(-0.02, 1.02)
-        ax.legend(fontsize="small")
+        # Below the panel, not on it: a study's curves cross the whole plot area.
+        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     return fig
 
 
@@ -364,14 +375,24 @@ def _plot_efficiency(summary: StudySummary) -> Figure:
         # Infinite ratios (zero-shot success) are drawn at the top of the axis and labelled, not dropped.
         top = max(finite + [1.0]) * 1.25
         for i, e in enumerate(effs):
-            height = 0.0 if e.ratio is None else (top if math.isinf(e.ratio) else e.ratio)
+            if e.ratio is None:  # no bar: a zero-height one would read as a ratio of 0
+                ax.text(i, 0.5 * top, _fmt_ratio(e).replace(" (", "\n("), ha="center", va="center")
+                continue
+            height = top if math.isinf(e.ratio) else e.ratio
             ax.bar(i, height, color=colors[e.scale], hatch="//" if e.bound != "exact" else None, edgecolor="black")
-            ax.text(i, height, _fmt_ratio(e), ha="center", va="bottom", fontsize="small")
+            # A bound points the way the true ratio lies: up from a lower bound, down from an upper one.
+            arrow = {"lower_bound": "^", "upper_bound": "v"}.get(e.bound)
+            if arrow:
+                ax.plot([i], [height], marker=arrow, color="black", markersize=9)
+            ax.annotate(_fmt_ratio(e), (i, height), xytext=(0, 7 if arrow else 1), textcoords="offset points",
+                        ha="center", va="bottom", fontsize="small")
         ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
-        ax.set_xticks(range(len(effs)), [f"{e.scale.label}\n{e.demos} demos" for e in effs], fontsize="small")
-        ax.set_ylim(0, top * 1.1)
+        ax.set_xticks(range(len(effs)), [f"{e.scale.label}\n{e.demos} demos, n={e.scratch_steps.n}" for e in effs],
+                      fontsize="small")
+        ax.set_xlim(-0.6, max(len(effs), 1) - 0.4)
+        ax.set_ylim(0, top * 1.15)
         ax.set_ylabel(f"scratch / adapted steps to {summary.threshold:.0%}")
-        ax.set_title(f"{target} (hatched = bound, censored runs)")
+        ax.set_title(f"{target} (hatched, arrow: bound from censored runs)")
     return fig
 
 
@@ -388,6 +409,7 @@ def _plot_break_even(summary: StudySummary) -> Figure:
             n_max = max([5.0] + [1.5 * n for n in finite])
             xs = [n_max * i / 100 for i in range(101)]
             scratch_done: set[int] = set()  # one scratch line per number of demos
+            unknowns: list[str] = []
             peak = max([1.0] + [max(be.cumulative_cost(n_max)) for be in items])
             unit_name, per = (
                 ("hours", 3600.0) if peak >= 7200 else ("minutes", 60.0) if peak >= 120 else ("seconds", 1.0)
@@ -398,19 +420,23 @@ def _plot_break_even(summary: StudySummary) -> Figure:
                     bound = " (lower bound)" if be.scratch_per_task.is_lower_bound else ""
                     ax.plot(xs, [be.cumulative_cost(x)[0] / per for x in xs], color="black",
                             linestyle=styles[b.demos], label=f"scratch, {b.demos} demos{bound}")
+                bound = " (lower bound)" if be.adapt_per_task.is_lower_bound else ""
                 ax.plot(xs, [be.cumulative_cost(x)[1] / per for x in xs], color=colors[b.scale],
-                        linestyle=styles[b.demos], label=f"pretrain {b.scale.label} + adapt, {b.demos} demos")
+                        linestyle=styles[b.demos], label=f"pretrain {b.scale.label} + adapt, {b.demos} demos{bound}")
                 if be.n_star is not None and math.isfinite(be.n_star):
                     ax.plot([be.n_star], [be.cumulative_cost(be.n_star)[0] / per], "o", color=colors[b.scale])
                     ax.annotate(f"N* {_fmt_n_star(be)}", (be.n_star, be.cumulative_cost(be.n_star)[0] / per),
                                 textcoords="offset points", xytext=(4, -12), fontsize="small")
+                else:  # where lines drawn from bounds cross, or never do, the crossing is not N*: say what N* is
+                    unknowns.append(f"{b.scale.label}, {b.demos} demos: N* "
+                                    + ("undetermined" if be.kind == "undetermined" else _fmt_n_star(be)))
             what = "CPU" if unit == "cpu" else "wall-clock"
             if not results:
                 ax.text(0.5, 0.5, "no scratch / pretrained pair", ha="center", va="center", transform=ax.transAxes)
             else:
                 ax.legend(fontsize="x-small")
             ax.set_title(f"{target}: cumulative {what} cost")
-            ax.set_xlabel("number of new tasks")
+            ax.set_xlabel("\n".join(["number of new tasks", *unknowns]))
             ax.set_ylabel(f"{what} {unit_name}")
     return fig
 

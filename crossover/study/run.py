@@ -415,15 +415,19 @@ def report_study(out: str | Path, threshold: float | None = None, acting: str = 
     cfg = load_study_json(out)
     records = load_run_records(out)  # none is an error that says where it looked
     where, preface = out, []
+    planned = len(_plan(cfg))
+    if len(records) < planned:  # a study read part-way: say so before any figure
+        preface.append(f"{len(records)} of the {planned} planned runs are finished, and every figure rests on those "
+                       f"alone (`crossover status {out}` shows the others)")
     if acting == "prior":
         records, left_out = with_prior_acting(records)
         if not records:
             raise CrossoverError(f"{out}: no finished run measured its policy prior at every evaluation")
         where = out / "prior_acting"
         where.mkdir(exist_ok=True)
-        preface = [f"Evaluated with the policy prior alone, without planning: {len(records)} runs"
-                   + (f" ({len(left_out)} left out, begun before the prior was measured: {', '.join(left_out)})"
-                      if left_out else "")]
+        preface.append(f"Evaluated with the policy prior alone, without planning: {len(records)} runs"
+                       + (f" ({len(left_out)} left out, begun before the prior was measured: {', '.join(left_out)})"
+                          if left_out else ""))
     summary = summarise(records, cfg.threshold if threshold is None else threshold, cfg.budgets)
     path = write_report(where, summary, preface=preface, title=f"Crossover study: {out.name}"
                         + (", evaluated with the policy prior alone" if acting == "prior" else ""))
