@@ -142,7 +142,8 @@ def _write_json_locked(cfg, out: Path, committed: dict, name: str) -> dict:
     if len(methods) > 1:
         print(f"warning: the runs with demos used {len(methods)} different demo methods, and the KPIs pool them "
               f"(see 'provenance' in the JSON)")
-    comparisons = [{**row, "goal": goal_verdict(row["ratio"])}
+    # A verdict on fewer seeds than the study plans is provisional: one 10-episode evaluation pair can decide it.
+    comparisons = [{**row, "goal": goal_verdict(row["ratio"]), "seeds_planned": len(cfg.seeds)}
                    for row in comparison_rows(summarise(records, cfg.threshold, cfg.budgets))]
     result = {"config": cfg.to_dict(), "study": str(out), "finished_runs": len(records),
               "goal": f">= {GOAL_RATIO:g}x fewer env steps than scratch to {cfg.threshold:.0%} success",
@@ -166,15 +167,23 @@ def goal_verdict(ratio: dict) -> str:
 
 
 def _goal_table(comparisons: list[dict]) -> str:
-    """The goal, task by task: one line per pretrained configuration against scratch."""
+    """The goal, task by task: one line per pretrained configuration against scratch at the same demos, with both
+    arms' success at the largest budget (a threshold reached early need not hold) and the seeds it rests on."""
     signs = {"exact": "", "lower_bound": ">= ", "upper_bound": "<= "}
-    lines = [f"goal: pretrained reaches the threshold with >= {GOAL_RATIO:g}x fewer env steps than scratch",
-             f"{'target':<26} {'demos':>5} {'scale':>7} {'seeds':>5} {'ratio':>12}  goal"]
+    lines = [f"goal: pretrained reaches the threshold with >= {GOAL_RATIO:g}x fewer env steps than scratch "
+             f"(final: success at the largest budget, pretrained / scratch)",
+             f"{'target':<26} {'demos':>5} {'scale':>7} {'seeds':>5} {'ratio':>12} {'final':>11}  goal"]
     for c in comparisons:
         value = c["ratio"]["value"]
         shown = "n/a" if value is None else signs.get(c["ratio"]["bound"], "") + (
             "inf" if value == "inf" else f"{value:.2f}x")
-        lines.append(f"{c['target']:<26} {c['demos']:>5} {c['scale']:>7} {c['seeds']:>5} {shown:>12}  {c['goal']}")
+        last = max(c["success_pretrained"], key=int, default=None)
+        final = "-" if last is None else "/".join(
+            "-" if x is None else f"{x:.2f}" for x in (c["success_pretrained"][last], c["success_scratch"][last]))
+        planned = c.get("seeds_planned", c["seeds"])
+        verdict = c["goal"] + (f" (provisional: {c['seeds']} of {planned} seeds)" if c["seeds"] < planned else "")
+        lines.append(f"{c['target']:<26} {c['demos']:>5} {c['scale']:>7} {c['seeds']:>5} {shown:>12} {final:>11}  "
+                     f"{verdict}")
     return "\n".join(lines)
 
 

@@ -199,7 +199,16 @@ def test_runs_that_waited_for_a_core_are_named(study_dir, tmp_path):
     summary = summarise(load_run_records(tmp_path), threshold=0.8, budgets=[2000])
     note = shared_machine_note(summary)
     assert "1 run took more than 1.25x" in note and "shared (1.50x)" in note and "alone" not in note
+    assert "pretraining" not in note
     assert "Note: 1 run took more than 1.25x" in write_report(tmp_path, summary).read_text()
+    slow = {"wall_s": 140.0, "cpu_s": 100.0, "env_steps": 2000}  # a pretraining that waited for a core
+    other = tmp_path / "other"
+    write_run(other, "alone", "scratch", 0, [(0, 0.0, 0, 0), (2000, 0.1, 120, 100)], "reach-v3")
+    write_run(other, "shared", "pretrained", 0, [(0, 0.0, 0, 0), (2000, 0.4, 150, 100)], "reach-v3",
+              scale=S, pretrain=slow)
+    note = shared_machine_note(summarise(load_run_records(other), threshold=0.8, budgets=[2000]))
+    assert "1 run and the pretraining of 1 scale took more than 1.25x" in note
+    assert note.endswith("shared (1.50x), pretraining S (1.40x)")
 
 
 def test_comparisons_as_plain_data_hold_the_hand_computed_kpis(study_dir):

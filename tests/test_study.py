@@ -313,6 +313,11 @@ def test_benchmark_json_keeps_each_runs_own_provenance(study_dir, tmp_path, monk
     assert row["goal"] in ("met", "missed", "undetermined") and json.dumps(written, allow_nan=False)
     line = module._goal_table(written["comparisons"]).splitlines()[2]
     assert line.startswith("button-press-topdown-v3") and line.endswith(row["goal"]) and "2x3" in line
+    assert row["seeds_planned"] == 1 and "provisional" not in line
+    final = f"{row['success_pretrained']['40']:.2f}/{row['success_scratch']['40']:.2f}"
+    assert final in line
+    part_way = dict(row, seeds_planned=3, goal="met")  # the same comparison in a study that plans 3 seeds
+    assert module._goal_table([part_way]).splitlines()[2].endswith("met (provisional: 1 of 3 seeds)")
 
 
 @pytest.mark.parametrize("value, bound, verdict", [

@@ -757,6 +757,15 @@ def slowed_runs(records: Sequence[RunRecord], factor: float = SHARED_MACHINE_FAC
             if r.adapt_cost.cpu_s > 0 and r.adapt_cost.wall_s > factor * r.adapt_cost.cpu_s]
 
 
+def slowed_pretraining(records: Sequence[RunRecord], factor: float = SHARED_MACHINE_FACTOR) -> list[tuple[str, float]]:
+    """(scale label, wall / CPU time) of the pretraining scales whose collection and pretraining took more than
+    `factor` times their CPU time in wall-clock, as slowed_runs for runs. (Collection with several workers spends
+    more CPU than wall-clock time, so a slowed pretraining can also pass unseen.)"""
+    costs = {r.pretrain_scale.label: r.pretrain_cost for r in records if r.pretrain_scale and r.pretrain_cost}
+    return [(label, c.wall_s / c.cpu_s) for label, c in sorted(costs.items())
+            if c.cpu_s > 0 and c.wall_s > factor * c.cpu_s]
+
+
 # ---------------------------------------------------------------------------------------------- as plain data
 
 

@@ -25,6 +25,7 @@ from crossover.study.kpi import (
     SeedStat,
     StudySummary,
     mean_ci,
+    slowed_pretraining,
     slowed_runs,
     success_at_budget,
     summarise,
@@ -287,14 +288,18 @@ def _final_success_phrase(summary: StudySummary, be: BreakEvenResult) -> str:
 
 
 def shared_machine_note(summary: StudySummary) -> str | None:
-    """A warning naming the runs that waited for a core (see kpi.slowed_runs), or None if none did."""
-    slowed = slowed_runs(summary.records)
-    if not slowed:
+    """A warning naming the runs and pretraining scales that waited for a core (see kpi.slowed_runs and
+    slowed_pretraining), or None if none did."""
+    slowed, pretrained = slowed_runs(summary.records), slowed_pretraining(summary.records)
+    if not slowed and not pretrained:
         return None
-    runs = ", ".join(f"{run_id} ({ratio:.2f}x)" for run_id, ratio in slowed)
-    return (f"note: {len(slowed)} run{'s' if len(slowed) > 1 else ''} took more than {SHARED_MACHINE_FACTOR:g}x "
-            f"their CPU time in wall-clock, so the machine was shared and their wall-clock costs are overstated "
-            f"(CPU costs are not): {runs}")
+    what = [f"{len(slowed)} run{'s' if len(slowed) > 1 else ''}"] if slowed else []
+    what += [f"the pretraining of {len(pretrained)} scale{'s' if len(pretrained) > 1 else ''}"] if pretrained else []
+    named = ", ".join([f"{run_id} ({ratio:.2f}x)" for run_id, ratio in slowed]
+                      + [f"pretraining {label} ({ratio:.2f}x)" for label, ratio in pretrained])
+    return (f"note: {' and '.join(what)} took more than {SHARED_MACHINE_FACTOR:g}x their CPU time in wall-clock, so "
+            f"the machine was shared: their wall-clock costs are overstated (CPU costs are not), and an N* in "
+            f"wall-clock time built on them may lean either way: {named}")
 
 
 # ---------------------------------------------------------------------------------------------------- figures
