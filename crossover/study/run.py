@@ -48,6 +48,13 @@ def run_study(cfg: StudyConfig, out: str | Path, progress=print, max_runs: int |
     """
     if max_runs is not None and max_runs < 0:
         raise CrossoverError(f"--max-runs must be >= 0, got {max_runs}")
+    # A study process lives for hours: load now the modules it imports later (for a run, for the report), so that
+    # code edited meanwhile is never mixed with what it started with (a report module newer than the KPI module
+    # already loaded failed to import, 2026-11-27).
+    import crossover.study.report  # noqa: F401
+    import crossover.train.online  # noqa: F401
+    import crossover.train.pretrain  # noqa: F401
+
     out = _study_folder(cfg, out)
     plan = _plan(cfg)
     costs: dict[str, dict] = {}  # pretraining cost per scale label, pretrained on first need
