@@ -156,7 +156,8 @@ def main() -> None:
             ways += [(f"planner near the prior, std {w}", {"trust_std": w}) for w in TRUST_STDS]
             ways += [(f"near prior, best value of {NEAR_SAMPLES}", NearPrior(agent, NEAR_STD, "value", NEAR_SAMPLES)),
                      (f"near prior, random of {NEAR_SAMPLES}", NearPrior(agent, NEAR_STD, "random", NEAR_SAMPLES))]
-        ours = {k: getattr(agent.cfg, k) for k in [*TD_MPC2, "terminal_action", "keep_elites"]}
+        changed = {k for settings in (TD_MPC2, *VARIANTS.values()) for k in settings}  # what the ways set
+        ours = {k: getattr(agent.cfg, k) for k in changed}
         results = []
         for name, how in ways:
             settings = dict(how) if isinstance(how, dict) else {}
