@@ -37,6 +37,9 @@ def save_checkpoint(path: str | Path, agent: Agent, state: dict, buffer: dict[st
     (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
     if buffer is not None:
         save_numpy({k: np.ascontiguousarray(v) for k, v in buffer.items()}, str(tmp / BUFFER_FILE))
+    for file in tmp.iterdir():  # on disk before the rename, so a crash cannot leave a renamed but empty file
+        with open(file, "rb") as f:
+            os.fsync(f.fileno())
     old = path.with_name(f".{path.name}.old")
     if path.exists():
         shutil.rmtree(old, ignore_errors=True)
