@@ -25,6 +25,7 @@ from crossover.study.kpi import (
     summarise,
     t_critical_95,
     wall_to_threshold,
+    wilson_interval,
 )
 
 S = {"source_tasks": 2, "episodes_per_task": 10, "label": "S"}
@@ -97,6 +98,16 @@ def test_mean_ci_student_t_and_single_seed():
     assert mean_ci([0.7]).ci is None
     assert t_critical_95(35) == 2.042  # between table rows the smaller df (wider interval) is used
     assert t_critical_95(1000) == 1.960
+
+
+def test_wilson_interval_by_hand():
+    # 5/10: centre (0.5 + 1.96^2/20) / (1 + 1.96^2/10) = 0.5; half 1.96 * sqrt(0.025 + 1.96^2/400) / 1.38416
+    assert wilson_interval(5, 10) == pytest.approx((0.5 - 0.26341, 0.5 + 0.26341), abs=1e-4)
+    assert wilson_interval(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)  # not empty at 0 of n
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    with pytest.raises(ValueError):
+        wilson_interval(11, 10)
 
 
 def test_censored_mean_substitutes_the_budget_and_becomes_a_lower_bound():

@@ -12,6 +12,7 @@ from crossover.study.report import (
     EFFICIENCY_FIGURE,
     SUCCESS_FIGURE,
     _ratio_phrase,
+    episode_noise_note,
     headlines,
     shared_machine_note,
     summary_table,
@@ -246,3 +247,15 @@ def test_ratio_wording_follows_the_numbers(scratch, adapted, phrase):
     ratio, bound = sample_efficiency_ratio(scratch, adapted)
     eff = SampleEfficiency("reach-v3", PretrainScale(2, 10, "S"), 0, scratch, adapted, ratio, bound)
     assert phrase in _ratio_phrase(eff, 0.8)
+
+
+def test_single_seed_configurations_get_the_episode_noise_note(study_dir, tmp_path):
+    summary = summarise(load_run_records(study_dir), threshold=0.8, budgets=[10000, 20000])
+    note = episode_noise_note(summary, eval_episodes=10)
+    # the demo configurations and both drawer ones have one seed; lock scratch and lock S have two
+    assert note.startswith("4 of the 6 configurations rest on a single seed")
+    assert note.endswith("of 2/10 is 0.06 to 0.51; of 5/10 is 0.24 to 0.76; of 8/10 is 0.49 to 0.94")
+    two_seeds = tmp_path / "two"
+    for seed in (0, 1):
+        write_run(two_seeds, f"s{seed}", "scratch", seed, [(0, 0.0, 0, 0), (2000, 0.5, 20, 20)], "reach-v3")
+    assert episode_noise_note(summarise(load_run_records(two_seeds), 0.8, [2000]), eval_episodes=10) is None

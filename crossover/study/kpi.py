@@ -407,6 +407,18 @@ def mean_ci(values: Sequence[float]) -> SeedStat:
     return SeedStat(mean=mean, n=n, ci=(mean - half, mean + half))
 
 
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate measured as `successes` out of `trials` episodes: the spread
+    from evaluating on few episodes alone, which a single seed's success carries with no interval over seeds
+    (Wilson 1927; unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or n)."""
+    if trials < 1 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials and trials >= 1, got {successes} of {trials}")
+    p, z2 = successes / trials, z * z
+    centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def censored_mean(values: Sequence[float | None], bounds: Sequence[float]) -> SeedStat:
     """Mean over seeds where None (never reached) is replaced by that seed's bound (its full budget or cost)."""
     filled = [b if v is None else v for v, b in zip(values, bounds, strict=True)]

@@ -29,6 +29,7 @@ from crossover.study.kpi import (
     slowed_runs,
     success_at_budget,
     summarise,
+    wilson_interval,
 )
 
 SUCCESS_FIGURE = "success_curves.png"
@@ -300,6 +301,23 @@ def shared_machine_note(summary: StudySummary) -> str | None:
     return (f"note: {' and '.join(what)} took more than {SHARED_MACHINE_FACTOR:g}x their CPU time in wall-clock, so "
             f"the machine was shared: their wall-clock costs are overstated (CPU costs are not), and an N* in "
             f"wall-clock time built on them may lean either way: {named}")
+
+
+def episode_noise_note(summary: StudySummary, eval_episodes: int) -> str | None:
+    """For a study where some configuration has a single seed (so no interval over seeds): how uncertain a success
+    measured on `eval_episodes` episodes is by itself, as Wilson intervals at a few rates; None if every
+    configuration has two seeds or more."""
+    single = [g for g in summary.groups if len(g.seeds) == 1]
+    if not single:
+        return None
+    rates = sorted({0.2, 0.5, summary.threshold})
+    spans = []
+    for k in dict.fromkeys(round(r * eval_episodes) for r in rates):
+        lo, hi = wilson_interval(k, eval_episodes)
+        spans.append(f"{k}/{eval_episodes} is {lo:.2f} to {hi:.2f}")
+    return (f"{len(single)} of the {len(summary.groups)} configurations rest on a single seed, so they have no "
+            f"interval over seeds, and each success there is measured on {eval_episodes} evaluation episodes, which "
+            f"is uncertain by itself: the 95% Wilson interval of {'; of '.join(spans)}")
 
 
 # ---------------------------------------------------------------------------------------------------- figures

@@ -414,7 +414,7 @@ def report_study(out: str | Path, threshold: float | None = None, acting: str = 
     acting "prior" computes the KPIs from the policy prior's evaluations (measured beside the planner's at each
     one; training and its costs unchanged), into <out>/prior_acting/ so as not to replace the planner's report."""
     from crossover.study.kpi import load_run_records, summarise, with_prior_acting
-    from crossover.study.report import headlines, shared_machine_note, summary_table, write_report
+    from crossover.study.report import episode_noise_note, headlines, shared_machine_note, summary_table, write_report
 
     if acting not in ("planner", "prior"):
         raise CrossoverError(f"acting must be 'planner' or 'prior', not {acting!r}")
@@ -436,6 +436,8 @@ def report_study(out: str | Path, threshold: float | None = None, acting: str = 
                        + (f" ({len(left_out)} left out, begun before the prior was measured: {', '.join(left_out)})"
                           if left_out else ""))
     summary = summarise(records, cfg.threshold if threshold is None else threshold, cfg.budgets)
+    noise = episode_noise_note(summary, cfg.eval_episodes)
+    preface += [noise] if noise else []
     path = write_report(where, summary, preface=preface, title=f"Crossover study: {out.name}"
                         + (", evaluated with the policy prior alone" if acting == "prior" else ""))
     shared = shared_machine_note(summary)
