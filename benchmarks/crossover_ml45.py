@@ -19,8 +19,10 @@ A new work tree (a later session) starts from what earlier sessions committed:
   no session collects or pretrains again and every run of a scale adapts from the same weights. Commit that folder
   with the JSON.
 The JSON's "provenance" keeps, per run, the code version that made it, the SHA-256 of the pretrained weights it
-started from and how it used its demos (online.DEMO_METHOD); the script warns if the runs of one scale started
-from different models or the runs with demos used different demo methods. The JSON is rewritten from whatever runs
+started from, how it used its demos (online.DEMO_METHOD) and, for runs begun or resumed from 2026-11-27 on, which
+learning code trained each stretch of it ("code"); the script warns if the runs of one scale started from
+different models, the runs with demos used different demo methods, or runs compared with one another (one target,
+demos and seed) were trained by different learning code. The JSON is rewritten from whatever runs
 are finished after each run this process finishes (so a session that stops without warning loses only the runs in
 progress) and at the end; `--max-runs 0` only writes it. `--config` runs another study the same way (e.g.
 configs/reach_pilot.yaml; its JSON is results/crossover_reach_pilot.json).
@@ -142,6 +144,8 @@ def _write_json_locked(cfg, out: Path, committed: dict, name: str) -> dict:
     if len(methods) > 1:
         print(f"warning: the runs with demos used {len(methods)} different demo methods, and the KPIs pool them "
               f"(see 'provenance' in the JSON)")
+    for line in learning_code_mismatches(records, provenance):
+        print(f"warning: {line}")
     # A verdict on fewer seeds than the study plans is provisional: one 10-episode evaluation pair can decide it.
     comparisons = [{**row, "goal": goal_verdict(row["ratio"]), "seeds_planned": len(cfg.seeds)}
                    for row in comparison_rows(summarise(records, cfg.threshold, cfg.budgets))]
@@ -150,6 +154,22 @@ def _write_json_locked(cfg, out: Path, committed: dict, name: str) -> dict:
               "comparisons": comparisons, "runs": [r.to_dict() for r in records], "provenance": provenance}
     write_result(f"crossover_{name}", result)
     return result
+
+
+def learning_code_mismatches(records, provenance: dict) -> list[str]:
+    """The runs compared with one another (one target, demos and seed, each arm) that were trained by different
+    learning code (the `learning_code` digests of their provenance's code stretches, crossover.version): a change
+    there may make the comparison unfair, or may only have moved code around; `git diff` of the code versions
+    tells which. Runs that did not record it (begun before 2026-11-27) are not checked."""
+    learnt: dict[tuple, dict[str, frozenset]] = {}
+    for r in records:
+        stretches = provenance[r.run_id].get("code")
+        if stretches:
+            learnt.setdefault((r.target, r.demos, r.seed), {})[r.run_id] = frozenset(
+                s["learning_code"] for s in stretches)
+    return [f"{' and '.join(sorted(runs))} were trained by different learning code; `git diff` their code versions "
+            f"(see 'provenance' in the JSON) to see whether it matters"
+            for _, runs in sorted(learnt.items()) if len(set(runs.values())) > 1]
 
 
 def goal_verdict(ratio: dict) -> str:

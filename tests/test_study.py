@@ -9,7 +9,7 @@ import pytest
 
 from crossover.cli import main
 from crossover.errors import CrossoverError
-from crossover.version import CODE_VERSION
+from crossover.version import CODE_VERSION, LEARNING_CODE
 from crossover.study.config import StudyConfig, load_study_config, same_study
 from crossover.study.kpi import load_run_records
 from crossover.study.run import (pretrain_scales, pretrained_weights_sha256, report_study, restore_pretrained,
@@ -318,6 +318,14 @@ def test_benchmark_json_keeps_each_runs_own_provenance(study_dir, tmp_path, monk
     assert final in line
     part_way = dict(row, seeds_planned=3, goal="met")  # the same comparison in a study that plans 3 seeds
     assert module._goal_table([part_way]).splitlines()[2].endswith("met (provisional: 1 of 3 seeds)")
+    # Both runs recorded the learning code that trained them, the same; a pair trained by different code is named.
+    provenance = written["provenance"]
+    assert [s["learning_code"] for s in provenance[own.parent.name]["code"]] == [LEARNING_CODE]
+    assert module.learning_code_mismatches(records.values(), provenance) == []
+    provenance[restored.parent.name]["code"] = [{"code_version": "abc123", "learning_code": "0" * 16,
+                                                 "from_env_step": 0}]
+    (warning,) = module.learning_code_mismatches(records.values(), provenance)
+    assert own.parent.name in warning and restored.parent.name in warning and "different learning code" in warning
 
 
 @pytest.mark.parametrize("value, bound, verdict", [

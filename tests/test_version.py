@@ -1,7 +1,7 @@
 """The code version each run and benchmark result records."""
 import subprocess
 
-from crossover.version import code_version
+from crossover.version import code_version, learning_code_sha256
 
 
 def test_code_version_is_dirty_for_changed_code_and_not_for_changed_results(tmp_path):
@@ -24,3 +24,17 @@ def test_code_version_is_dirty_for_changed_code_and_not_for_changed_results(tmp_
         assert code_version(tmp_path) == head + "-dirty", f"a change to {name} does"
         git("checkout", "-q", name)
     assert code_version(tmp_path / "no-such-folder") == "unknown (not a git checkout)"
+
+
+def test_learning_code_digest_ignores_prose_and_sees_code(tmp_path):
+    module = tmp_path / "agent" / "planner.py"
+    module.parent.mkdir()
+    module.write_text('"""The planner."""\n\ndef plan(x):\n    """Plan."""\n    return x + 1  # one step\n')
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "report.py").write_text("A = 1\n")  # not learning code
+    start = learning_code_sha256(tmp_path)
+    module.write_text('"""The MPPI planner."""\n\ndef plan(x):\n    """Plan ahead."""\n    return x + 1  # a step\n')
+    (tmp_path / "study" / "report.py").write_text("A = 2\n")
+    assert learning_code_sha256(tmp_path) == start, "docstrings, comments and non-learning packages do not count"
+    module.write_text('"""The planner."""\n\ndef plan(x):\n    """Plan."""\n    return x + 2\n')
+    assert learning_code_sha256(tmp_path) != start

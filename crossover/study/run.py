@@ -309,7 +309,8 @@ def _adapt_run(cfg: StudyConfig, out: Path, run_id: str, target: str, scale: Sca
         "provenance": {"code_version": CODE_VERSION,
                        "pretrained_weights_sha256": None if scale is None else (
                            r.init_weights_sha256 or weights_sha256(Path(acfg.init))),
-                       "demo_method": DEMO_METHOD if demos else None},
+                       "demo_method": DEMO_METHOD if demos else None,
+                       "code": r.code},
     }
     parse_run_record(record, str(record_file))  # the schema check, before anything is written
     write_json_atomic(record_file, record)

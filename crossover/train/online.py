@@ -30,6 +30,7 @@ from crossover.train.checkpoint import (BUFFER_FILE, generator_state, load_check
                                        weights_sha256)
 from crossover.train.metrics import MetricsLogger
 from crossover.train.warmup import warm_up
+from crossover.version import CODE_VERSION, LEARNING_CODE
 
 # Besides every evaluation, a checkpoint at the first episode end after this many wall seconds, so a killed run
 # loses at most a few minutes whatever its evaluation period (or, killed before its first evaluation ends, the
@@ -157,6 +158,9 @@ class AdaptResult:
     eval_cpu_s: float | None
     init_weights_sha256: str | None = None  # the pretrained weights the run started from (None: scratch, or a run
     #                                         begun before its checkpoint recorded them, 2026-11-26)
+    code: list[dict] | None = None  # code_version, learning_code (crossover.version) and from_env_step of each
+    #                                 stretch of the run that one checkout trained (runs begun before 2026-11-27
+    #                                 have none for their first stretches)
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -301,6 +305,10 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         if cfg.demos:
             state["demo_method"] = DEMO_METHOD
         demo_prior = None  # (made by phase 1 below)
+    # Which code trains the run from here on: a run resumed by a later checkout gets a segment of its own.
+    code = {"code_version": CODE_VERSION, "learning_code": LEARNING_CODE}
+    if not state.get("code") or {k: state["code"][-1][k] for k in code} != code:
+        state.setdefault("code", []).append({**code, "from_env_step": state["env_steps"]})
     warm_up(agent.model_cfg, agent.cfg)  # before the clocks start: a one-time cost of the process, not of this run
     logger = MetricsLogger(out, resume_step=state["env_steps"] if resume else None)
     env = make_env(spec, cfg.episode_length)
@@ -384,7 +392,7 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         logger.close()
     result = AdaptResult(out, state["curve"], state["env_steps"], cfg.demos, state["wall_s"], state["cpu_s"],
                          state.get("eval_wall_s"), state.get("eval_cpu_s"),
-                         state.get("init_info", {}).get("weights_sha256"))
+                         state.get("init_info", {}).get("weights_sha256"), state["code"])
     write_json_atomic(out / "summary.json", {**asdict(result), "run_dir": str(out)})
     return result
 
