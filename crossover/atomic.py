@@ -13,12 +13,18 @@ def write_atomic(path: str | Path, write) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: two may write the same file
     try:
         write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def fsync_file(path: str | Path) -> None:
+    """Wait until the file's bytes are on disk: before a rename makes it the real one, so a crash cannot leave a
+    renamed but empty file."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
 
 
 def write_json_atomic(path: str | Path, obj) -> None:

@@ -18,7 +18,7 @@ from safetensors.numpy import load_file as load_numpy, save_file as save_numpy
 from safetensors.torch import load_file as load_torch, save_file as save_torch
 
 from crossover.agent.agent import Agent
-from crossover.atomic import write_json_atomic
+from crossover.atomic import fsync_file, write_json_atomic
 from crossover.errors import CheckpointError, CrossoverError
 
 MODEL_FILE = "model.safetensors"  # agent weights, optimiser moments, generator state
@@ -37,9 +37,8 @@ def save_checkpoint(path: str | Path, agent: Agent, state: dict, buffer: dict[st
     (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
     if buffer is not None:
         save_numpy({k: np.ascontiguousarray(v) for k, v in buffer.items()}, str(tmp / BUFFER_FILE))
-    for file in tmp.iterdir():  # on disk before the rename, so a crash cannot leave a renamed but empty file
-        with open(file, "rb") as f:
-            os.fsync(f.fileno())
+    for file in tmp.iterdir():
+        fsync_file(file)
     old = path.with_name(f".{path.name}.old")
     if path.exists():
         shutil.rmtree(old, ignore_errors=True)
