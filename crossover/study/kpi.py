@@ -765,8 +765,7 @@ SHARED_MACHINE_FACTOR = 1.25
 def slowed_runs(records: Sequence[RunRecord], factor: float = SHARED_MACHINE_FACTOR) -> list[tuple[str, float]]:
     """(run_id, wall / CPU time) of the runs whose wall-clock time exceeds `factor` times their CPU time: the
     machine was shared while they ran, so their wall-clock costs overstate what they needed (CPU costs do not)."""
-    return [(r.run_id, r.adapt_cost.wall_s / r.adapt_cost.cpu_s) for r in records
-            if r.adapt_cost.cpu_s > 0 and r.adapt_cost.wall_s > factor * r.adapt_cost.cpu_s]
+    return [(r.run_id, r.adapt_cost.wall_s / r.adapt_cost.cpu_s) for r in records if _waited(r.adapt_cost, factor)]
 
 
 def slowed_pretraining(records: Sequence[RunRecord], factor: float = SHARED_MACHINE_FACTOR) -> list[tuple[str, float]]:
@@ -774,8 +773,12 @@ def slowed_pretraining(records: Sequence[RunRecord], factor: float = SHARED_MACH
     `factor` times their CPU time in wall-clock, as slowed_runs for runs. (Collection with several workers spends
     more CPU than wall-clock time, so a slowed pretraining can also pass unseen.)"""
     costs = {r.pretrain_scale.label: r.pretrain_cost for r in records if r.pretrain_scale and r.pretrain_cost}
-    return [(label, c.wall_s / c.cpu_s) for label, c in sorted(costs.items())
-            if c.cpu_s > 0 and c.wall_s > factor * c.cpu_s]
+    return [(label, c.wall_s / c.cpu_s) for label, c in sorted(costs.items()) if _waited(c, factor)]
+
+
+def _waited(cost: AdaptCost | PretrainCost, factor: float) -> bool:
+    """Whether `cost` spent more than `factor` times its CPU time in wall-clock."""
+    return cost.cpu_s > 0 and cost.wall_s > factor * cost.cpu_s
 
 
 # ---------------------------------------------------------------------------------------------- as plain data
