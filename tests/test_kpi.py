@@ -18,6 +18,7 @@ from crossover.study.kpi import (
     load_run_record,
     load_run_records,
     mean_ci,
+    paired_lead,
     parse_run_record,
     sample_efficiency_ratio,
     steps_to_threshold,
@@ -153,6 +154,32 @@ def test_crossover_scale_is_smallest_scale_beating_scratch():
     assert crossover_scale(0.5, [(m, 0.8), (xs, 0.4), (s, 0.6)]) == s
     assert crossover_scale(0.5, [(xs, 0.5), (s, None)]) is None  # equal is not "exceeds"
     assert crossover_scale(None, [(xs, 0.9)]) is None
+
+
+def test_a_crossover_is_clear_only_when_the_per_seed_lead_interval_is_above_zero():
+    cost = {"wall_s": 100.0, "cpu_s": 100.0, "env_steps": 2000}
+    raw = []
+    # At 10k: scratch 0.2/0.3/0.4; S 0.3/0.2/0.6 (leads +0.1, -0.1, +0.2); L 0.8/0.9/0.9 (leads +0.6, +0.6, +0.5).
+    for seed, (base, s, l) in enumerate([(0.2, 0.3, 0.8), (0.3, 0.2, 0.9), (0.4, 0.6, 0.9)]):
+        raw += [record(f"scratch-{seed}", "scratch", seed, [(0, 0.0, 0, 0), (10000, base, 100, 100)]),
+                record(f"S-{seed}", "pretrained", seed, [(0, 0.0, 0, 0), (10000, s, 100, 100)], scale=S, pretrain=cost),
+                record(f"L-{seed}", "pretrained", seed, [(0, 0.0, 0, 0), (10000, l, 100, 100)], scale=L, pretrain=cost)]
+    records = [parse_run_record(r, source=r["run_id"]) for r in raw]
+    at_10k = next(c for c in summarise(records, 0.8, [10000]).crossovers if c.budget == 10000)
+    assert at_10k.scale.label == "S" and at_10k.clear_scale.label == "L"  # S leads on the mean only
+    (_, s_lead), (_, l_lead) = at_10k.leads
+    # S: mean 0.0667, sd 0.1528, t(2) = 4.303 -> half-width 0.3795; L: mean 0.5667, sd 0.0577 -> half-width 0.1434
+    assert s_lead.mean == pytest.approx(0.2 / 3) and s_lead.ci[0] == pytest.approx(0.2 / 3 - 0.3795, abs=1e-4)
+    assert l_lead.ci == pytest.approx((0.5667 - 0.1434, 0.5667 + 0.1434), abs=1e-4)
+    # One seed: a lead but no interval, so no scale is clear however large the lead.
+    one_seed = [r for r in records if r.seed == 0]
+    at_10k = next(c for c in summarise(one_seed, 0.8, [10000]).crossovers if c.budget == 10000)
+    assert at_10k.scale.label == "S" and at_10k.clear_scale is None and dict(at_10k.leads)[at_10k.scale].n == 1
+    # Seeds pair up: a scratch seed with no pretrained counterpart is left out.
+    scratch = [r for r in records if r.arm == "scratch"]
+    assert paired_lead(scratch, [r for r in records if r.run_id == "L-2"], 10000).mean == pytest.approx(0.5)
+    assert paired_lead(scratch, [r for r in records if r.run_id == "L-2"], 5000).mean == 0.0  # both at step 0
+    assert paired_lead(scratch[:2], [r for r in records if r.run_id == "L-2"], 10000) is None  # no common seed
 
 
 def test_summarise_door_lock_by_hand():

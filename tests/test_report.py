@@ -85,6 +85,11 @@ def test_report_files_and_hand_computed_numbers(study_dir):
     # its steps to 0.8 over 30,000 and 40,000: 35,000 +- 12.706 * 5,000, clipped below at 0
     assert "0.30 <span class=\"ci\">[0.00, 1.00]</span>" in page
     assert "35,000 <span class=\"ci\">[0, 98,530]</span>" in page
+    # door-lock's lead over scratch at 10k, seed by seed: 0.8 - 0.2, 0.6 - 0.4 -> +0.40, 12.706 * 0.2 either side;
+    # drawer's rests on one seed. Neither is a clear crossover.
+    crossover = page.split("<h2>Crossover along pretraining scale</h2>")[1].split("<h2>")[0]
+    assert 'S: +0.40 <span class="ci">[-1.00, +1.00]</span>' in crossover and "S: +0.80 (1 seed)" in crossover
+    assert '<td class="l">S</td><td class="l">none</td></tr>' in crossover and '">S</td></tr>' not in crossover
 
 
 def test_headline_states_n_star_and_ratio_from_data(study_dir):
@@ -220,6 +225,9 @@ def test_comparisons_as_plain_data_hold_the_hand_computed_kpis(study_dir):
     assert lock["n_star_cpu"] == {"value": pytest.approx(1000 / 550), "bound": "exact"}
     assert lock["success_scratch"] == {"10000": pytest.approx(0.3), "20000": pytest.approx(0.6)}
     assert lock["success_pretrained"]["10000"] == pytest.approx(0.7) and lock["seeds"] == 2
+    lead = lock["lead_over_scratch"]["10000"]  # 0.8 - 0.2 and 0.6 - 0.4, 12.706 * 0.2 either side
+    assert lead["mean"] == pytest.approx(0.4) and lead["ci"] == pytest.approx([0.4 - 2.5412, 0.4 + 2.5412])
+    assert lead["seeds"] == 2 and drawer["lead_over_scratch"]["10000"]["ci"] is None
     assert drawer["ratio"] == {"value": 2.0, "bound": "lower_bound"}
     assert drawer["n_star_cpu"] == {"value": 2.5, "bound": "upper_bound"}
     assert drawer["steps_to_threshold"]["scratch"] == {"mean": 20000, "censored_seeds": 1}

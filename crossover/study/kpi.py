@@ -565,7 +565,8 @@ def sample_efficiency_ratio(scratch_steps: SeedStat, adapted_steps: SeedStat) ->
 @dataclass(frozen=True)
 class CrossoverPoint:
     """Smallest pretraining scale whose mean success at `budget` exceeds scratch's (None: no scale does, or no
-    scratch/pretrained data at that budget). `by_scale` lists every scale's mean success, smallest scale first."""
+    scratch/pretrained data at that budget). `by_scale` lists every scale's mean success, smallest scale first;
+    `leads` each scale's success minus scratch's, seed against seed (paired_lead), in the same order."""
 
     target: str
     demos: int
@@ -573,6 +574,26 @@ class CrossoverPoint:
     scratch_success: float | None
     by_scale: tuple[tuple[PretrainScale, float | None], ...]
     scale: PretrainScale | None
+    leads: tuple[tuple[PretrainScale, SeedStat | None], ...] = ()
+
+    @property
+    def clear_scale(self) -> PretrainScale | None:
+        """The smallest scale that leads scratch by more than the seed-to-seed spread: the 95% interval of its
+        per-seed lead lies above zero. A mean above scratch's alone can be the spread of a few evaluation
+        episodes; one seed gives no interval, so with one seed no scale is clear."""
+        return next((scale for scale, lead in self.leads if lead is not None and lead.ci and lead.ci[0] > 0), None)
+
+
+def paired_lead(scratch: Sequence[RunRecord], adapted: Sequence[RunRecord], budget: int) -> SeedStat | None:
+    """Adapted success minus scratch's at `budget`, seed against the same seed, over the seeds both arms have
+    evaluated by then; None if there is no such seed."""
+    base = {r.seed: success_at_budget(r.curve, budget) for r in scratch}
+    leads = []
+    for run in adapted:
+        success, reference = success_at_budget(run.curve, budget), base.get(run.seed)
+        if success is not None and reference is not None:
+            leads.append(success - reference)
+    return mean_ci(leads) if leads else None
 
 
 def crossover_scale(
@@ -735,16 +756,18 @@ def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[
             if compared is None:
                 continue
             base, *by_group = compared
+            seeds = set(base.seeds)
+            base_runs = [r for r in grouped[scratch] if r.seed in seeds]
             for budget in budgets:
                 scratch_stat = base.success[budget]
                 by_scale = tuple(
                     (g.key.scale, None if g.success[budget] is None else g.success[budget].mean) for g in by_group
                 )
                 scratch_success = None if scratch_stat is None else scratch_stat.mean
-                crossovers.append(
-                    CrossoverPoint(target, demos, budget, scratch_success, by_scale,
-                                   crossover_scale(scratch_success, by_scale))
-                )
+                leads = tuple((g.key.scale, paired_lead(base_runs, [r for r in grouped[g.key] if r.seed in seeds],
+                                                         budget)) for g in by_group)
+                crossovers.append(CrossoverPoint(target, demos, budget, scratch_success, by_scale,
+                                                 crossover_scale(scratch_success, by_scale), leads))
     return StudySummary(
         threshold=float(threshold),
         budgets=budgets,
@@ -798,6 +821,7 @@ def comparison_rows(summary: StudySummary) -> list[dict[str, Any]]:
             "threshold": summary.threshold,
             "success_scratch": {str(c.budget): c.scratch_success for c in points},
             "success_pretrained": {str(c.budget): dict(c.by_scale).get(eff.scale) for c in points},
+            "lead_over_scratch": {str(c.budget): _lead(dict(c.leads).get(eff.scale)) for c in points},
             "steps_to_threshold": {
                 arm: {"mean": stat.mean, "censored_seeds": stat.n_censored}
                 for arm, stat in (("scratch", eff.scratch_steps), ("pretrained", eff.adapted_steps))},
@@ -806,6 +830,12 @@ def comparison_rows(summary: StudySummary) -> list[dict[str, Any]]:
             "n_star_wall": {"value": _plain(be.wall.n_star), "bound": be.wall.kind},
         })
     return rows
+
+
+def _lead(stat: SeedStat | None) -> dict[str, Any] | None:
+    """A paired lead as plain data: mean, 95% interval over seeds (None with one seed) and seed count."""
+    return None if stat is None else {"mean": stat.mean, "ci": None if stat.ci is None else list(stat.ci),
+                                      "seeds": stat.n}
 
 
 def _plain(x: float | None) -> float | str | None:

@@ -507,6 +507,14 @@ def _ci_span(stat: SeedStat, fmt: Callable[[float], str], low: float, high: floa
     return f' <span class="ci">[{html.escape(fmt(lo))}, {html.escape(fmt(hi))}]</span>'
 
 
+def _lead_cell(stat: SeedStat | None) -> str:
+    """A scale's lead over scratch with its 95% interval over seeds, or the count of its single seed."""
+    if stat is None:
+        return "-"
+    interval = _ci_span(stat, lambda x: f"{x:+.2f}", -1.0, 1.0) if stat.ci else " (1 seed)"
+    return f"{stat.mean:+.2f}{interval}"
+
+
 def _success_cell(stat: SeedStat | None) -> str:
     if stat is None:
         return "-"
@@ -581,15 +589,19 @@ def _render_html(summary: StudySummary, title: str, preface: Sequence[str] = ())
 
     parts.append("<h2>Crossover along pretraining scale</h2>\n")
     parts.append('<p class="note">The smallest scale (by source tasks, then episodes per task) whose mean success at '
-                 "the budget exceeds scratch's.</p>\n")
+                 "the budget exceeds scratch's, and the smallest whose lead is clear: the 95% interval of its "
+                 "success minus scratch's, seed against seed, lies above zero. A lead on the mean alone can be the "
+                 "spread of a few evaluation episodes; one seed gives no interval, so no lead is clear.</p>\n")
     rows = [
         [e(c.target), str(c.demos), f"{c.budget:,}", "-" if c.scratch_success is None else f"{c.scratch_success:.2f}",
          e(", ".join(f"{s.label}: {'-' if v is None else f'{v:.2f}'}" for s, v in c.by_scale)),
-         e(c.scale.label if c.scale else "none")]
+         ", ".join(f"{e(s.label)}: {_lead_cell(lead)}" for s, lead in c.leads),
+         e(c.scale.label if c.scale else "none"), e(c.clear_scale.label if c.clear_scale else "none")]
         for c in summary.crossovers
     ]
-    header = ["target", "demos", "budget", "scratch success", "pretrained success by scale", "crossover scale"]
-    parts.append(_table(header, rows, left=(0, 4, 5)))
+    header = ["target", "demos", "budget", "scratch success", "pretrained success by scale",
+              "lead over scratch by scale", "crossover scale (mean)", "clear crossover scale"]
+    parts.append(_table(header, rows, left=(0, 4, 5, 6, 7)))
 
     parts.append("<h2>Break-even number of new tasks N*</h2>\n")
     parts.append('<p class="note">N* = pretraining cost / (scratch cost per task &minus; adaptation cost per task), '
