@@ -148,6 +148,18 @@ def test_break_even_exact_never_and_bounds():
     assert break_even(900.0, scratch_censored, adapt_censored, "wall_s").n_star is None
 
 
+def test_n_star_from_equal_steps_to_the_threshold_says_it_rests_on_time_per_step():
+    assert break_even(1000.0, SeedStat(700, 1, None), SeedStat(690, 1, None), "cpu_s").reason == ""
+    # Both reach 0.8 at step 0, after demo updates that took 362 and 340 CPU-s: N* = 4680 / 22, from timing alone.
+    cost = {"wall_s": 5000.0, "cpu_s": 4680.0, "env_steps": 450000}
+    raw = [record("sc", "scratch", 0, [(0, 0.8, 400, 362), (1000, 0.8, 500, 462)], demos=5),
+           record("pt", "pretrained", 0, [(0, 0.8, 390, 340), (1000, 0.9, 480, 440)], scale=S, demos=5,
+                  pretrain=cost)]
+    (be,) = summarise([parse_run_record(r, r["run_id"]) for r in raw], threshold=0.8, budgets=[1000]).break_evens
+    assert be.cpu.kind == "exact" and be.cpu.n_star == pytest.approx(4680 / 22)
+    assert "same env steps" in be.cpu.reason and "same env steps" in be.wall.reason
+
+
 def test_crossover_scale_is_smallest_scale_beating_scratch():
     xs, s, m = PretrainScale(1, 10, "XS"), PretrainScale(2, 10, "S"), PretrainScale(2, 50, "M")
     # Given out of order on purpose: ordering is by source_tasks, then episodes_per_task.

@@ -196,6 +196,17 @@ def test_an_infinite_ratio_is_written_as_inf(tmp_path):
     assert row["ratio"] == {"value": "inf", "bound": "lower_bound"} and json.dumps(row, allow_nan=False)
 
 
+def test_an_n_star_from_equal_steps_is_footnoted_in_the_terminal_table(tmp_path):
+    cost = {"wall_s": 5000.0, "cpu_s": 4680.0, "env_steps": 450000}
+    write_run(tmp_path, "sc", "scratch", 0, [(0, 0.8, 400, 362), (1000, 0.8, 500, 462)], "door-lock-v3", demos=5)
+    write_run(tmp_path, "pt", "pretrained", 0, [(0, 0.8, 390, 340), (1000, 0.9, 480, 440)], "door-lock-v3",
+              scale=S, pretrain=cost, demos=5)
+    table = summary_table(summarise(load_run_records(tmp_path), threshold=0.8, budgets=[1000]))
+    assert "213 *" in table and "500 *" in table  # 4680 / 22 and 5000 / 10: one caveat, so one mark
+    assert table.splitlines()[-1] == "* both arms reach the threshold after the same env steps: N* rests on their " \
+                                     "time per step alone"
+
+
 def test_runs_that_waited_for_a_core_are_named(study_dir, tmp_path):
     assert shared_machine_note(summarise(load_run_records(study_dir), 0.8, [20000])) is None  # wall <= CPU there
     cost = {"wall_s": 100.0, "cpu_s": 100.0, "env_steps": 2000}
@@ -222,14 +233,15 @@ def test_comparisons_as_plain_data_hold_the_hand_computed_kpis(study_dir):
     by = {(r["target"], r["demos"]): r for r in rows}
     lock, drawer = by[("door-lock-v3", 0)], by[("drawer-open-v3", 0)]
     assert lock["ratio"] == {"value": pytest.approx(35000 / 15000), "bound": "exact"}
-    assert lock["n_star_cpu"] == {"value": pytest.approx(1000 / 550), "bound": "exact"}
+    assert lock["n_star_cpu"] == {"value": pytest.approx(1000 / 550), "bound": "exact", "reason": ""}
     assert lock["success_scratch"] == {"10000": pytest.approx(0.3), "20000": pytest.approx(0.6)}
     assert lock["success_pretrained"]["10000"] == pytest.approx(0.7) and lock["seeds"] == 2
     lead = lock["lead_over_scratch"]["10000"]  # 0.8 - 0.2 and 0.6 - 0.4, 12.706 * 0.2 either side
     assert lead["mean"] == pytest.approx(0.4) and lead["ci"] == pytest.approx([0.4 - 2.5412, 0.4 + 2.5412])
     assert lead["seeds"] == 2 and drawer["lead_over_scratch"]["10000"]["ci"] is None
     assert drawer["ratio"] == {"value": 2.0, "bound": "lower_bound"}
-    assert drawer["n_star_cpu"] == {"value": 2.5, "bound": "upper_bound"}
+    assert drawer["n_star_cpu"]["value"] == 2.5 and drawer["n_star_cpu"]["bound"] == "upper_bound"
+    assert drawer["n_star_cpu"]["reason"].startswith("scratch did not reach the threshold in every seed")
     assert drawer["steps_to_threshold"]["scratch"] == {"mean": 20000, "censored_seeds": 1}
     assert len(rows) == 3 and json.dumps(rows, allow_nan=False)
 

@@ -629,9 +629,12 @@ class BreakEven:
 
 
 def break_even(
-    pretrain_cost: float, scratch_per_task: SeedStat, adapt_per_task: SeedStat, unit: Literal["cpu_s", "wall_s"]
+    pretrain_cost: float, scratch_per_task: SeedStat, adapt_per_task: SeedStat, unit: Literal["cpu_s", "wall_s"],
+    same_steps: bool = False,
 ) -> BreakEven:
-    """Number of new tasks after which pretraining has paid for itself, with the direction of any bound."""
+    """Number of new tasks after which pretraining has paid for itself, with the direction of any bound.
+    same_steps: both arms reach the threshold after the same env steps (on the mean), so the cost difference is
+    compute per step alone (for arms of one model size, mostly how busy the machine was); the reason says so."""
     s, a = scratch_per_task.mean, adapt_per_task.mean
     s_censored, a_censored = scratch_per_task.is_lower_bound, adapt_per_task.is_lower_bound
 
@@ -652,7 +655,9 @@ def break_even(
                           "the adapted arm did not reach the threshold in every seed")
         return result(math.inf, "never", "adapting costs at least as much per task as training from scratch")
     if s > a:
-        return result(pretrain_cost / (s - a), "exact", "")
+        return result(pretrain_cost / (s - a), "exact",
+                      "both arms reach the threshold after the same env steps: N* rests on their time per step alone"
+                      if same_steps else "")
     return result(math.inf, "never", "adapting is not cheaper per task than training from scratch")
 
 
@@ -740,6 +745,8 @@ def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[
                 base, g = pair
                 assert key.scale is not None and g.pretrain_cost is not None
                 ratio, bound = sample_efficiency_ratio(base.steps_to_threshold, g.steps_to_threshold)
+                same_steps = (not base.steps_to_threshold.is_lower_bound and not g.steps_to_threshold.is_lower_bound
+                              and base.steps_to_threshold.mean == g.steps_to_threshold.mean)
                 efficiency.append(
                     SampleEfficiency(target, key.scale, demos, base.steps_to_threshold, g.steps_to_threshold,
                                      ratio, bound)
@@ -747,9 +754,10 @@ def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[
                 break_evens.append(
                     BreakEvenResult(
                         target, key.scale, demos,
-                        cpu=break_even(g.pretrain_cost.cpu_s, base.cpu_to_threshold, g.cpu_to_threshold, "cpu_s"),
+                        cpu=break_even(g.pretrain_cost.cpu_s, base.cpu_to_threshold, g.cpu_to_threshold, "cpu_s",
+                                       same_steps),
                         wall=break_even(g.pretrain_cost.wall_s, base.wall_to_threshold, g.wall_to_threshold,
-                                        "wall_s"),
+                                        "wall_s", same_steps),
                     )
                 )
             compared = on_seeds([scratch, *at_demos])
@@ -826,8 +834,8 @@ def comparison_rows(summary: StudySummary) -> list[dict[str, Any]]:
                 arm: {"mean": stat.mean, "censored_seeds": stat.n_censored}
                 for arm, stat in (("scratch", eff.scratch_steps), ("pretrained", eff.adapted_steps))},
             "ratio": {"value": _plain(eff.ratio), "bound": eff.bound},
-            "n_star_cpu": {"value": _plain(be.cpu.n_star), "bound": be.cpu.kind},
-            "n_star_wall": {"value": _plain(be.wall.n_star), "bound": be.wall.kind},
+            "n_star_cpu": {"value": _plain(be.cpu.n_star), "bound": be.cpu.kind, "reason": be.cpu.reason},
+            "n_star_wall": {"value": _plain(be.wall.n_star), "bound": be.wall.kind, "reason": be.wall.reason},
         })
     return rows
 

@@ -146,6 +146,7 @@ def summary_table(summary: StudySummary) -> str:
     if probed:  # the policy prior alone, at the largest budget: is planning adding anything to it?
         header.append(f"prior alone@{last:,}")
     rows = [header]
+    footnotes: dict[str, str] = {}  # an exact N* that carries a caveat: mark -> the caveat
     seeds = {g.key: len(g.seeds) for g in summary.groups}
     for g in summary.groups:
         be = _break_even_for(summary, g)
@@ -161,15 +162,24 @@ def summary_table(summary: StudySummary) -> str:
             + [
                 _fmt_to_threshold(g.steps_to_threshold),
                 ratio,
-                _fmt_n_star(be.cpu if be else None),
-                _fmt_n_star(be.wall if be else None),
+                *(_fmt_n_star(x) + _footnote(x, footnotes) for x in ((be.cpu, be.wall) if be else (None, None))),
             ]
             + ([_fmt_prior(g.prior_success.get(last), len(g.seeds))] if probed else [])
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines += [f"{mark} {reason}" for reason, mark in footnotes.items()]
     return "\n".join(lines) + "\n"
+
+
+def _footnote(be: BreakEven | None, footnotes: dict[str, str]) -> str:
+    """A mark (" *", " **", ...) for an exact N* with a caveat, the same mark for the same caveat; "" otherwise.
+    footnotes collects caveat -> mark. (A bound's reason is what its <= or >= already says.)"""
+    if be is None or be.kind != "exact" or not be.reason:
+        return ""
+    mark = footnotes.setdefault(be.reason, "*" * (len(footnotes) + 1))
+    return f" {mark}"
 
 
 def _break_even_phrase(cpu: BreakEven, wall: BreakEven) -> str:
