@@ -148,7 +148,7 @@ def _write_json_locked(cfg, out: Path, committed: dict, name: str) -> dict:
         print(f"warning: {line}")
     # A verdict on fewer seeds than the study plans is provisional: one 10-episode evaluation pair can decide it.
     comparisons = [{**row, "goal": goal_verdict(row["ratio"]), "seeds_planned": len(cfg.seeds)}
-                   for row in comparison_rows(summarise(records, cfg.threshold, cfg.budgets))]
+                   for row in comparison_rows(summarise(records, cfg.threshold, cfg.budgets, cfg.eval_episodes))]
     result = {"config": cfg.to_dict(), "study": str(out), "finished_runs": len(records),
               "goal": f">= {GOAL_RATIO:g}x fewer env steps than scratch to {cfg.threshold:.0%} success",
               "comparisons": comparisons, "runs": [r.to_dict() for r in records], "provenance": provenance}

@@ -2,11 +2,13 @@
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
 from crossover.errors import CrossoverError
 from crossover.study.kpi import (
+    CrossoverPoint,
     EvalPoint,
     PretrainScale,
     RunRecordError,
@@ -148,6 +150,24 @@ def test_break_even_exact_never_and_bounds():
     assert break_even(900.0, scratch_censored, adapt_censored, "wall_s").n_star is None
 
 
+def test_seeds_that_agree_exactly_are_not_a_clear_lead_once_episode_noise_is_counted():
+    # Three seeds each one episode in ten ahead: zero spread over seeds, so the seeds alone call it certain.
+    scratch = [parse_run_record(record(f"sc-{i}", "scratch", i, [(0, 0.5, 0, 0)]), f"sc-{i}") for i in range(3)]
+    ahead = [parse_run_record(record(f"pt-{i}", "pretrained", i, [(0, 0.6, 0, 0)], scale=S, pretrain={
+        "wall_s": 1.0, "cpu_s": 1.0, "env_steps": 1}), f"pt-{i}") for i in range(3)]
+    assert paired_lead(scratch, ahead, 0).ci == pytest.approx((0.1, 0.1))
+    # 10 episodes: sd floor sqrt((0.24 + 0.25) / 10) = 0.2214, half-width 4.303 * 0.2214 / sqrt(3) = 0.55
+    assert paired_lead(scratch, ahead, 0, eval_episodes=10).ci == pytest.approx((0.1 - 0.55, 0.1 + 0.55), abs=1e-3)
+
+
+def test_clear_scale_is_the_smallest_clear_one_whatever_the_order_of_leads():
+    xs, m = PretrainScale(1, 10, "XS"), PretrainScale(2, 50, "M")
+    clear = SeedStat(0.5, 3, (0.2, 0.8))
+    point = CrossoverPoint("reach-v3", 0, 1000, 0.1, ((m, 0.6), (xs, 0.6)), xs, leads=((m, clear), (xs, clear)))
+    assert point.clear_scale == xs
+    assert replace(point, leads=((m, clear), (xs, SeedStat(0.5, 3, (-0.1, 1.0))))).clear_scale == m
+
+
 def test_n_star_from_equal_steps_to_the_threshold_says_it_rests_on_time_per_step():
     assert break_even(1000.0, SeedStat(700, 1, None), SeedStat(690, 1, None), "cpu_s").reason == ""
     # Both reach 0.8 at step 0, after demo updates that took 362 and 340 CPU-s: N* = 4680 / 22, from timing alone.
@@ -158,6 +178,9 @@ def test_n_star_from_equal_steps_to_the_threshold_says_it_rests_on_time_per_step
     (be,) = summarise([parse_run_record(r, r["run_id"]) for r in raw], threshold=0.8, budgets=[1000]).break_evens
     assert be.cpu.kind == "exact" and be.cpu.n_star == pytest.approx(4680 / 22)
     assert "same env steps" in be.cpu.reason and "same env steps" in be.wall.reason
+    # The other way round the timing says "never", with the same caveat.
+    never = break_even(4680.0, SeedStat(340, 1, None), SeedStat(362, 1, None), "cpu_s", same_steps=True)
+    assert never.kind == "never" and never.reason.endswith("not on fewer steps")
 
 
 def test_crossover_scale_is_smallest_scale_beating_scratch():
@@ -183,6 +206,15 @@ def test_a_crossover_is_clear_only_when_the_per_seed_lead_interval_is_above_zero
     # S: mean 0.0667, sd 0.1528, t(2) = 4.303 -> half-width 0.3795; L: mean 0.5667, sd 0.0577 -> half-width 0.1434
     assert s_lead.mean == pytest.approx(0.2 / 3) and s_lead.ci[0] == pytest.approx(0.2 / 3 - 0.3795, abs=1e-4)
     assert l_lead.ci == pytest.approx((0.5667 - 0.1434, 0.5667 + 0.1434), abs=1e-4)
+    # With 10 evaluation episodes the spread is floored at the episodes' binomial spread: L stays clear. Its
+    # per-seed variances 0.8*0.2+0.2*0.8, 0.9*0.1+0.3*0.7, 0.9*0.1+0.4*0.6 average 0.3167 -> sd floor 0.178.
+    at_10k = next(c for c in summarise(records, 0.8, [10000], eval_episodes=10).crossovers if c.budget == 10000)
+    l_lead = dict(at_10k.leads)[at_10k.clear_scale]
+    assert at_10k.clear_scale.label == "L" and l_lead.ci[0] == pytest.approx(0.5667 - 0.4422, abs=1e-3)
+    # A scale that trails in some seed keeps the leads to the seeds every scale finished: L at seed 0 alone.
+    partial = [r for r in records if not (r.run_id.startswith("L-") and r.seed > 0)]
+    at_10k = next(c for c in summarise(partial, 0.8, [10000]).crossovers if c.budget == 10000)
+    assert {lead.n for _, lead in at_10k.leads} == {1} and at_10k.clear_scale is None
     # One seed: a lead but no interval, so no scale is clear however large the lead.
     one_seed = [r for r in records if r.seed == 0]
     at_10k = next(c for c in summarise(one_seed, 0.8, [10000]).crossovers if c.budget == 10000)

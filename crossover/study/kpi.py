@@ -395,15 +395,16 @@ class SeedStat:
         return self.n_censored == self.n
 
 
-def mean_ci(values: Sequence[float]) -> SeedStat:
-    """Mean and 95% Student-t CI of values from independent seeds; n=1 gives ci=None."""
+def mean_ci(values: Sequence[float], min_sd: float = 0.0) -> SeedStat:
+    """Mean and 95% Student-t CI of values from independent seeds; n=1 gives ci=None. min_sd: a floor under the
+    seeds' standard deviation, for values whose spread a few seeds can understate (see paired_lead)."""
     if not values:
         raise ValueError("mean_ci needs at least one value")
     n = len(values)
     mean = statistics.fmean(values)
     if n == 1:
         return SeedStat(mean=mean, n=1, ci=None)
-    half = t_critical_95(n - 1) * statistics.stdev(values) / math.sqrt(n)
+    half = t_critical_95(n - 1) * max(statistics.stdev(values), min_sd) / math.sqrt(n)
     return SeedStat(mean=mean, n=n, ci=(mean - half, mean + half))
 
 
@@ -578,22 +579,31 @@ class CrossoverPoint:
 
     @property
     def clear_scale(self) -> PretrainScale | None:
-        """The smallest scale that leads scratch by more than the seed-to-seed spread: the 95% interval of its
-        per-seed lead lies above zero. A mean above scratch's alone can be the spread of a few evaluation
-        episodes; one seed gives no interval, so with one seed no scale is clear."""
-        return next((scale for scale, lead in self.leads if lead is not None and lead.ci and lead.ci[0] > 0), None)
+        """The smallest scale whose lead over scratch is clear: the 95% interval of its per-seed lead lies above
+        zero (see paired_lead). A mean above scratch's alone can be the noise of a few evaluation episodes; one
+        seed gives no interval, so with one seed no scale is clear. Each scale is tested at 95% on its own, so with
+        many scales one of them is more likely to pass by chance."""
+        ordered = sorted(self.leads, key=lambda item: item[0].order)
+        return next((scale for scale, lead in ordered if lead is not None and lead.ci and lead.ci[0] > 0), None)
 
 
-def paired_lead(scratch: Sequence[RunRecord], adapted: Sequence[RunRecord], budget: int) -> SeedStat | None:
+def paired_lead(scratch: Sequence[RunRecord], adapted: Sequence[RunRecord], budget: int,
+                eval_episodes: int | None = None) -> SeedStat | None:
     """Adapted success minus scratch's at `budget`, seed against the same seed, over the seeds both arms have
-    evaluated by then; None if there is no such seed."""
+    evaluated by then; None if there is no such seed. With eval_episodes (per evaluation), the seeds' spread is
+    floored at the binomial spread of that many episodes per arm: successes come in steps of 1/eval_episodes, so a
+    few seeds often agree exactly (+0.1, +0.1, +0.1), and their zero spread must not pass for certainty."""
     base = {r.seed: success_at_budget(r.curve, budget) for r in scratch}
-    leads = []
+    leads, variances = [], []
     for run in adapted:
         success, reference = success_at_budget(run.curve, budget), base.get(run.seed)
         if success is not None and reference is not None:
             leads.append(success - reference)
-    return mean_ci(leads) if leads else None
+            variances.append(success * (1 - success) + reference * (1 - reference))
+    if not leads:
+        return None
+    floor = math.sqrt(statistics.fmean(variances) / eval_episodes) if eval_episodes else 0.0
+    return mean_ci(leads, min_sd=floor)
 
 
 def crossover_scale(
@@ -633,8 +643,8 @@ def break_even(
     same_steps: bool = False,
 ) -> BreakEven:
     """Number of new tasks after which pretraining has paid for itself, with the direction of any bound.
-    same_steps: both arms reach the threshold after the same env steps (on the mean), so the cost difference is
-    compute per step alone (for arms of one model size, mostly how busy the machine was); the reason says so."""
+    same_steps: both arms need the same env steps to the threshold (mean over seeds), so an exact or never N*
+    rests on their compute time alone, not on fewer steps (demo updates and timing at step 0); the reason says so."""
     s, a = scratch_per_task.mean, adapt_per_task.mean
     s_censored, a_censored = scratch_per_task.is_lower_bound, adapt_per_task.is_lower_bound
 
@@ -655,10 +665,13 @@ def break_even(
                           "the adapted arm did not reach the threshold in every seed")
         return result(math.inf, "never", "adapting costs at least as much per task as training from scratch")
     if s > a:
-        return result(pretrain_cost / (s - a), "exact",
-                      "both arms reach the threshold after the same env steps: N* rests on their time per step alone"
-                      if same_steps else "")
-    return result(math.inf, "never", "adapting is not cheaper per task than training from scratch")
+        return result(pretrain_cost / (s - a), "exact", SAME_STEPS if same_steps else "")
+    return result(math.inf, "never", "adapting is not cheaper per task than training from scratch"
+                  + (f"; {SAME_STEPS}" if same_steps else ""))
+
+
+SAME_STEPS = ("both arms need the same env steps to the threshold (mean over seeds): N* rests on their compute time "
+              "alone, not on fewer steps")
 
 
 @dataclass(frozen=True)
@@ -699,9 +712,11 @@ def _with_eval_time_kept_in(record: RunRecord) -> RunRecord:
     return replace(record, curve=curve, adapt_cost=replace(record.adapt_cost, eval_wall_s=None, eval_cpu_s=None))
 
 
-def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[int]) -> StudySummary:
+def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[int],
+              eval_episodes: int | None = None) -> StudySummary:
     """All KPIs of a study. threshold: success rate (0, 1] a task counts as solved at; budgets: env-step budgets
-    at which success is reported and the crossover scale is sought."""
+    at which success is reported and the crossover scale is sought; eval_episodes: episodes per evaluation, which
+    floors the spread of the crossover leads (paired_lead; None: the seeds' spread alone)."""
     if not records:
         raise CrossoverError("summarise: no run records given")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
@@ -773,7 +788,7 @@ def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[
                 )
                 scratch_success = None if scratch_stat is None else scratch_stat.mean
                 leads = tuple((g.key.scale, paired_lead(base_runs, [r for r in grouped[g.key] if r.seed in seeds],
-                                                         budget)) for g in by_group)
+                                                         budget, eval_episodes)) for g in by_group)
                 crossovers.append(CrossoverPoint(target, demos, budget, scratch_success, by_scale,
                                                  crossover_scale(scratch_success, by_scale), leads))
     return StudySummary(
@@ -841,7 +856,8 @@ def comparison_rows(summary: StudySummary) -> list[dict[str, Any]]:
 
 
 def _lead(stat: SeedStat | None) -> dict[str, Any] | None:
-    """A paired lead as plain data: mean, 95% interval over seeds (None with one seed) and seed count."""
+    """A paired lead as plain data: mean, 95% interval over seeds (None with one seed; not clipped to [-1, 1], as
+    the HTML shows it) and seed count."""
     return None if stat is None else {"mean": stat.mean, "ci": None if stat.ci is None else list(stat.ci),
                                       "seeds": stat.n}
 

@@ -146,7 +146,7 @@ def summary_table(summary: StudySummary) -> str:
     if probed:  # the policy prior alone, at the largest budget: is planning adding anything to it?
         header.append(f"prior alone@{last:,}")
     rows = [header]
-    footnotes: dict[str, str] = {}  # an exact N* that carries a caveat: mark -> the caveat
+    footnotes: dict[str, str] = {}  # caveat of an exact or never N* -> its mark
     seeds = {g.key: len(g.seeds) for g in summary.groups}
     for g in summary.groups:
         be = _break_even_for(summary, g)
@@ -174,9 +174,9 @@ def summary_table(summary: StudySummary) -> str:
 
 
 def _footnote(be: BreakEven | None, footnotes: dict[str, str]) -> str:
-    """A mark (" *", " **", ...) for an exact N* with a caveat, the same mark for the same caveat; "" otherwise.
-    footnotes collects caveat -> mark. (A bound's reason is what its <= or >= already says.)"""
-    if be is None or be.kind != "exact" or not be.reason:
+    """A mark (" *", " **", ...) for an exact or never N* with a caveat, the same mark for the same caveat; ""
+    otherwise. footnotes collects caveat -> mark. (A bound's reason is what its <= or >= already says.)"""
+    if be is None or be.kind not in ("exact", "never") or not be.reason:
         return ""
     mark = footnotes.setdefault(be.reason, "*" * (len(footnotes) + 1))
     return f" {mark}"
@@ -600,8 +600,9 @@ def _render_html(summary: StudySummary, title: str, preface: Sequence[str] = ())
     parts.append("<h2>Crossover along pretraining scale</h2>\n")
     parts.append('<p class="note">The smallest scale (by source tasks, then episodes per task) whose mean success at '
                  "the budget exceeds scratch's, and the smallest whose lead is clear: the 95% interval of its "
-                 "success minus scratch's, seed against seed, lies above zero. A lead on the mean alone can be the "
-                 "spread of a few evaluation episodes; one seed gives no interval, so no lead is clear.</p>\n")
+                 "success minus scratch's, seed against seed, lies above zero. The interval is never narrower than "
+                 "the noise of the evaluation episodes, since a lead on the mean alone can be that noise; one seed "
+                 "gives no interval, so no lead is clear.</p>\n")
     rows = [
         [e(c.target), str(c.demos), f"{c.budget:,}", "-" if c.scratch_success is None else f"{c.scratch_success:.2f}",
          e(", ".join(f"{s.label}: {'-' if v is None else f'{v:.2f}'}" for s, v in c.by_scale)),

@@ -436,7 +436,7 @@ def report_study(out: str | Path, threshold: float | None = None, acting: str = 
         preface.append(f"Evaluated with the policy prior alone, without planning: {len(records)} runs"
                        + (f" ({len(left_out)} left out, begun before the prior was measured: {', '.join(left_out)})"
                           if left_out else ""))
-    summary = summarise(records, cfg.threshold if threshold is None else threshold, cfg.budgets)
+    summary = summarise(records, cfg.threshold if threshold is None else threshold, cfg.budgets, cfg.eval_episodes)
     noise = episode_noise_note(summary, cfg.eval_episodes)
     preface += [noise] if noise else []
     path = write_report(where, summary, preface=preface, title=f"Crossover study: {out.name}"
