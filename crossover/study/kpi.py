@@ -780,15 +780,17 @@ def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[
                 continue
             base, *by_group = compared
             seeds = set(base.seeds)
-            base_runs = [r for r in grouped[scratch] if r.seed in seeds]
             for budget in budgets:
                 scratch_stat = base.success[budget]
                 by_scale = tuple(
                     (g.key.scale, None if g.success[budget] is None else g.success[budget].mean) for g in by_group
                 )
                 scratch_success = None if scratch_stat is None else scratch_stat.mean
-                leads = tuple((g.key.scale, paired_lead(base_runs, [r for r in grouped[g.key] if r.seed in seeds],
-                                                         budget, eval_episodes)) for g in by_group)
+                # paired_lead pairs by seed, so holding the scales to the shared seeds holds scratch to them too.
+                leads = tuple(
+                    (g.key.scale, paired_lead(grouped[scratch], [r for r in grouped[g.key] if r.seed in seeds],
+                                              budget, eval_episodes))
+                    for g in by_group)
                 crossovers.append(CrossoverPoint(target, demos, budget, scratch_success, by_scale,
                                                  crossover_scale(scratch_success, by_scale), leads))
     return StudySummary(
