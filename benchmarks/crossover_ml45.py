@@ -188,22 +188,27 @@ def goal_verdict(ratio: dict) -> str:
 
 def _goal_table(comparisons: list[dict]) -> str:
     """The goal, task by task: one line per pretrained configuration against scratch at the same demos, with both
-    arms' success at the largest budget (a threshold reached early need not hold) and the seeds it rests on."""
+    arms' success at the largest budget (a threshold reached early need not hold), their mean success over the
+    whole budget (every evaluation counts) and the seeds it rests on."""
     signs = {"exact": "", "lower_bound": ">= ", "upper_bound": "<= "}
+
+    def pair(pretrained: float | None, scratch: float | None) -> str:
+        return "/".join("-" if x is None else f"{x:.2f}" for x in (pretrained, scratch))
+
     lines = [f"goal: pretrained reaches the threshold with >= {GOAL_RATIO:g}x fewer env steps than scratch "
-             f"(final: success at the largest budget, pretrained / scratch)",
-             f"{'target':<26} {'demos':>5} {'scale':>7} {'seeds':>5} {'ratio':>12} {'final':>11}  goal"]
+             f"(final: success at the largest budget; mean: mean success over the budget; pretrained / scratch)",
+             f"{'target':<26} {'demos':>5} {'scale':>7} {'seeds':>5} {'ratio':>12} {'final':>11} {'mean':>11}  goal"]
     for c in comparisons:
         value = c["ratio"]["value"]
         shown = "n/a" if value is None else signs.get(c["ratio"]["bound"], "") + (
             "inf" if value == "inf" else f"{value:.2f}x")
         last = max(c["success_pretrained"], key=int, default=None)
-        final = "-" if last is None else "/".join(
-            "-" if x is None else f"{x:.2f}" for x in (c["success_pretrained"][last], c["success_scratch"][last]))
+        final = "-" if last is None else pair(c["success_pretrained"][last], c["success_scratch"][last])
+        mean = pair(c["mean_success"]["pretrained"], c["mean_success"]["scratch"])
         planned = c.get("seeds_planned", c["seeds"])
         verdict = c["goal"] + (f" (provisional: {c['seeds']} of {planned} seeds)" if c["seeds"] < planned else "")
-        lines.append(f"{c['target']:<26} {c['demos']:>5} {c['scale']:>7} {c['seeds']:>5} {shown:>12} {final:>11}  "
-                     f"{verdict}")
+        lines.append(f"{c['target']:<26} {c['demos']:>5} {c['scale']:>7} {c['seeds']:>5} {shown:>12} {final:>11} "
+                     f"{mean:>11}  {verdict}")
     return "\n".join(lines)
 
 

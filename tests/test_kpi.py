@@ -20,6 +20,7 @@ from crossover.study.kpi import (
     load_run_record,
     load_run_records,
     mean_ci,
+    mean_success,
     paired_lead,
     parse_run_record,
     sample_efficiency_ratio,
@@ -150,6 +151,30 @@ def test_break_even_exact_never_and_bounds():
     assert break_even(900.0, scratch_censored, adapt_censored, "wall_s").n_star is None
 
 
+def test_mean_success_is_the_area_under_the_success_curve_over_the_budget():
+    curve = door_lock_records()[0].curve  # 0.0, 0.2, 0.5, 0.8, 0.9 at 0, 10k, 20k, 30k, 40k
+    # trapezoids (0.1 + 0.35 + 0.65 + 0.85) x 10k over 40k
+    assert mean_success(curve, 40000) == pytest.approx(0.4875)
+    # up to 20k, then flat at 0.5 from 20k to 25k (as success_at_budget holds it): (4,500 + 2,500) / 25,000
+    assert mean_success(curve, 25000) == pytest.approx(0.28)
+    assert mean_success(curve, 0) == 0.0
+    assert mean_success(curve[1:], 40000) is None  # not evaluated at step 0
+
+
+def test_lead_in_mean_success_floors_its_spread_at_the_noise_of_every_evaluation():
+    cost = {"wall_s": 1.0, "cpu_s": 1.0, "env_steps": 1}
+    scratch = [parse_run_record(record(f"sc-{i}", "scratch", i, [(0, 0.0, 0, 0), (1000, 0.5, 1, 1)]), f"sc-{i}")
+               for i in range(3)]
+    ahead = [parse_run_record(record(f"pt-{i}", "pretrained", i, [(0, 0.5, 0, 0), (1000, 1.0, 1, 1)], scale=S,
+                                     pretrain=cost), f"pt-{i}") for i in range(3)]
+    lead = paired_lead(scratch, ahead, 1000, area=True)
+    assert lead.mean == pytest.approx(0.5) and lead.ci == pytest.approx((0.5, 0.5))  # 0.75 - 0.25 in every seed
+    # Each arm's mean is half of each evaluation: variance 0.5^2 x 0.25 / 10 per arm, so the sd floor is
+    # sqrt(0.125 / 10) = 0.1118 and the half-width 4.303 x 0.1118 / sqrt(3) = 0.2778.
+    lead = paired_lead(scratch, ahead, 1000, eval_episodes=10, area=True)
+    assert lead.ci == pytest.approx((0.5 - 0.2778, 0.5 + 0.2778), abs=1e-4)
+
+
 def test_seeds_that_agree_exactly_are_not_a_clear_lead_once_episode_noise_is_counted():
     # Three seeds each one episode in ten ahead: zero spread over seeds, so the seeds alone call it certain.
     scratch = [parse_run_record(record(f"sc-{i}", "scratch", i, [(0, 0.5, 0, 0)]), f"sc-{i}") for i in range(3)]
@@ -248,6 +273,12 @@ def test_summarise_door_lock_by_hand():
     assert (l_eff.scratch_steps.mean, l_eff.scratch_steps.n) == (30000, 1)
     at_10k = next(c for c in summary.crossovers if c.budget == 10000)
     assert at_10k.scratch_success == pytest.approx(0.2) and at_10k.scale.label == "S"
+    # Mean success over 0-20k: scratch 0.225 and 0.375, S 0.65 and 0.55 (leads 0.425, 0.175); L (seed 0 alone)
+    # 0.9 x 0.25 + 1.0 x 0.75 = 0.975, held flat at 1.0 from 10k, against scratch's 0.225.
+    assert scratch.mean_success.mean == pytest.approx(0.3) and s_group.mean_success.mean == pytest.approx(0.6)
+    assert s_eff.mean_success_lead.mean == pytest.approx(0.3) and s_eff.mean_success_lead.n == 2
+    assert (l_eff.scratch_mean_success.mean, l_eff.adapted_mean_success.mean) == pytest.approx((0.225, 0.975))
+    assert l_eff.mean_success_lead.mean == pytest.approx(0.75) and l_eff.mean_success_lead.ci is None
 
 
 def test_summarise_censored_scratch_gives_bounds():

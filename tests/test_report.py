@@ -90,6 +90,11 @@ def test_report_files_and_hand_computed_numbers(study_dir):
     crossover = page.split("<h2>Crossover along pretraining scale</h2>")[1].split("<h2>")[0]
     assert 'S: +0.40 <span class="ci">[-1.00, +1.00]</span>' in crossover and "S: +0.80 (1 seed)" in crossover
     assert '<td class="l">S</td><td class="l">none</td></tr>' in crossover and '">S</td></tr>' not in crossover
+    # Mean success over 0-20,000 (trapezoids): drawer scratch (0.05 + 0.2) / 2 = 0.125, S (0.45 + 0.925) / 2 =
+    # 0.6875, a lead of +0.56 on one seed.
+    efficiency = page.split("<h2>Sample efficiency")[1].split("<h2>")[0]
+    assert "<td>0.12</td><td>0.69</td><td>+0.56 (1 seed)</td>" in efficiency
+    assert "mean 0-20,000" in table.splitlines()[0]
 
 
 def test_headline_states_n_star_and_ratio_from_data(study_dir):
@@ -243,6 +248,10 @@ def test_comparisons_as_plain_data_hold_the_hand_computed_kpis(study_dir):
     assert drawer["n_star_cpu"]["value"] == 2.5 and drawer["n_star_cpu"]["bound"] == "upper_bound"
     assert drawer["n_star_cpu"]["reason"].startswith("scratch did not reach the threshold in every seed")
     assert drawer["steps_to_threshold"]["scratch"] == {"mean": 20000, "censored_seeds": 1}
+    # mean success over 0-20k: scratch 0.225 and 0.375, S 0.65 and 0.55; leads 0.425 and 0.175: 12.706 * 0.125 either side
+    assert lock["mean_success"] == {"budget": 20000, "scratch": pytest.approx(0.3), "pretrained": pytest.approx(0.6),
+                                    "lead": {"mean": pytest.approx(0.3), "seeds": 2,
+                                             "ci": pytest.approx([0.3 - 1.58825, 0.3 + 1.58825], abs=1e-4)}}
     assert len(rows) == 3 and json.dumps(rows, allow_nan=False)
 
 

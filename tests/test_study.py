@@ -11,7 +11,7 @@ from crossover.cli import main
 from crossover.errors import CrossoverError
 from crossover.version import CODE_VERSION, LEARNING_CODE
 from crossover.study.config import StudyConfig, load_study_config, same_study
-from crossover.study.kpi import load_run_records
+from crossover.study.kpi import load_run_records, mean_success
 from crossover.study.run import (pretrain_scales, pretrained_weights_sha256, report_study, restore_pretrained,
                                  restore_run_records, run_study, save_pretrained)
 
@@ -315,7 +315,8 @@ def test_benchmark_json_keeps_each_runs_own_provenance(study_dir, tmp_path, monk
     assert line.startswith("button-press-topdown-v3") and line.endswith(row["goal"]) and "2x3" in line
     assert row["seeds_planned"] == 1 and "provisional" not in line
     final = f"{row['success_pretrained']['40']:.2f}/{row['success_scratch']['40']:.2f}"
-    assert final in line
+    mean = "/".join(f"{mean_success(records[arm].curve, 40):.2f}" for arm in ("pretrained", "scratch"))
+    assert final in line and f"{final} {mean:>11}" in line
     part_way = dict(row, seeds_planned=3, goal="met")  # the same comparison in a study that plans 3 seeds
     assert module._goal_table([part_way]).splitlines()[2].endswith("met (provisional: 1 of 3 seeds)")
     # Both runs recorded the learning code that trained them, the same; a pair trained by different code is named.

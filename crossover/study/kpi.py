@@ -320,6 +320,37 @@ def success_at_budget(curve: Sequence[EvalPoint], budget: int, prior: bool = Fal
     return best
 
 
+def mean_success(curve: Sequence[EvalPoint], budget: int) -> float | None:
+    """Mean success over env steps 0..budget: the area under the success-vs-env-steps curve (straight between
+    evaluations, flat from the last one up to the budget) divided by the budget; at budget 0, the success at 0.
+    None if the run was not evaluated at step 0. Unlike success at one budget or steps to the threshold it weighs
+    every evaluation, so it sees a run that reached the threshold and fell away, or hovered just under it."""
+    weighted = _area_weights(curve, budget)
+    return None if weighted is None else sum(w * p.success for p, w in weighted)
+
+
+def _area_weights(curve: Sequence[EvalPoint], budget: int) -> list[tuple[EvalPoint, float]] | None:
+    """Each evaluation's weight in mean_success (the weights add up to 1); None if none was made at step 0."""
+    points = [p for p in curve if p.env_steps <= budget]
+    if not points or points[0].env_steps != 0:
+        return None
+    if budget == 0:
+        return [(points[0], 1.0)]
+    weights = [0.0] * len(points)
+    for i in range(len(points) - 1):  # trapezoids: half of each gap to either end
+        gap = points[i + 1].env_steps - points[i].env_steps
+        weights[i] += gap / 2
+        weights[i + 1] += gap / 2
+    weights[-1] += budget - points[-1].env_steps
+    return [(p, w / budget) for p, w in zip(points, weights)]
+
+
+def _last_weight(curve: Sequence[EvalPoint], budget: int) -> list[tuple[EvalPoint, float]] | None:
+    """success_at_budget as a weighting: the last evaluation at or before the budget, alone."""
+    points = [p for p in curve if p.env_steps <= budget]
+    return [(points[-1], 1.0)] if points else None
+
+
 def _first_reaching(curve: Sequence[EvalPoint], threshold: float) -> EvalPoint | None:
     # A run reaches the threshold at the first evaluation that the next one confirms: the two, averaged, are at or
     # above it (20 episodes when each evaluation has 10). The last evaluation has no successor and counts alone.
@@ -460,6 +491,8 @@ class GroupSummary:
     # The policy prior alone, over the runs that measured it (a probe of the planner, not a KPI): SeedStat.n says
     # how many. Empty when no run did.
     prior_success: dict[int, SeedStat | None] = field(default_factory=dict)
+    # mean_success over 0..the largest budget (None if no run was evaluated at step 0)
+    mean_success: SeedStat | None = None
 
 
 def group_records(records: Sequence[RunRecord]) -> dict[GroupKey, list[RunRecord]]:
@@ -487,11 +520,16 @@ def group_records(records: Sequence[RunRecord]) -> dict[GroupKey, list[RunRecord
     return groups
 
 
+def _over_seeds(values: Sequence[float | None]) -> SeedStat | None:
+    """mean_ci of the seeds that have a value; None if none has."""
+    known = [v for v in values if v is not None]
+    return mean_ci(known) if known else None
+
+
 def summarise_group(key: GroupKey, runs: Sequence[RunRecord], threshold: float, budgets: Sequence[int]) -> GroupSummary:
     """Aggregate one group's runs over seeds."""
     def over_seeds(budget: int, prior: bool) -> SeedStat | None:
-        values = [v for v in (success_at_budget(r.curve, budget, prior) for r in runs) if v is not None]
-        return mean_ci(values) if values else None
+        return _over_seeds([success_at_budget(r.curve, budget, prior) for r in runs])
 
     success = {budget: over_seeds(budget, prior=False) for budget in budgets}
     prior_success = {budget: over_seeds(budget, prior=True) for budget in budgets}
@@ -523,6 +561,7 @@ def summarise_group(key: GroupKey, runs: Sequence[RunRecord], threshold: float, 
         ),
         pretrain_cost=pretrain_cost,
         prior_success=prior_success,
+        mean_success=_over_seeds([mean_success(r.curve, max(budgets)) for r in runs]),
     )
 
 
@@ -535,7 +574,10 @@ Bound = Literal["exact", "lower_bound", "upper_bound", "never", "undetermined"]
 class SampleEfficiency:
     """Scratch steps-to-threshold / adapted steps-to-threshold for one (target, scale, demos), both arms with the
     same demos and over the seeds both finished. bound: 'exact'; 'lower_bound' (scratch censored: true ratio >=
-    value); 'upper_bound' (adapted censored: true ratio <= value); 'undetermined' (both censored, value None)."""
+    value); 'upper_bound' (adapted censored: true ratio <= value); 'undetermined' (both censored, value None).
+    Beside it, over the same seeds, each arm's mean_success over 0..the largest budget and the adapted arm's lead
+    in it, seed against seed (paired_lead with area=True): the ratio rests on the first evaluation pair to reach
+    the threshold, the mean success on every evaluation."""
 
     target: str
     scale: PretrainScale
@@ -544,6 +586,9 @@ class SampleEfficiency:
     adapted_steps: SeedStat
     ratio: float | None
     bound: Bound
+    scratch_mean_success: SeedStat | None = None
+    adapted_mean_success: SeedStat | None = None
+    mean_success_lead: SeedStat | None = None
 
 
 def sample_efficiency_ratio(scratch_steps: SeedStat, adapted_steps: SeedStat) -> tuple[float | None, Bound]:
@@ -588,18 +633,28 @@ class CrossoverPoint:
 
 
 def paired_lead(scratch: Sequence[RunRecord], adapted: Sequence[RunRecord], budget: int,
-                eval_episodes: int | None = None) -> SeedStat | None:
-    """Adapted success minus scratch's at `budget`, seed against the same seed, over the seeds both arms have
-    evaluated by then; None if there is no such seed. With eval_episodes (per evaluation), the seeds' spread is
-    floored at the binomial spread of that many episodes per arm: successes come in steps of 1/eval_episodes, so a
-    few seeds often agree exactly (+0.1, +0.1, +0.1), and their zero spread must not pass for certainty."""
-    base = {r.seed: success_at_budget(r.curve, budget) for r in scratch}
+                eval_episodes: int | None = None, area: bool = False) -> SeedStat | None:
+    """Adapted success minus scratch's at `budget` (area=True: mean_success over 0..budget), seed against the same
+    seed, over the seeds both arms have evaluated by then; None if there is no such seed. With eval_episodes (per
+    evaluation), the seeds' spread is floored at the binomial spread of that many episodes per evaluation and arm:
+    successes come in steps of 1/eval_episodes, so a few seeds often agree exactly (+0.1, +0.1, +0.1), and their
+    zero spread must not pass for certainty. (For a mean over evaluations, each evaluation is an independent draw:
+    the variance of sum(w * p) is sum(w^2 * p(1 - p)) / eval_episodes.)"""
+    weigh = _area_weights if area else _last_weight
+
+    def measured(run: RunRecord) -> tuple[float, float] | None:  # (value, its binomial variance x episodes)
+        weighted = weigh(run.curve, budget)
+        if weighted is None:
+            return None
+        return (sum(w * p.success for p, w in weighted), sum(w * w * p.success * (1 - p.success) for p, w in weighted))
+
+    base = {r.seed: measured(r) for r in scratch}
     leads, variances = [], []
     for run in adapted:
-        success, reference = success_at_budget(run.curve, budget), base.get(run.seed)
-        if success is not None and reference is not None:
-            leads.append(success - reference)
-            variances.append(success * (1 - success) + reference * (1 - reference))
+        value, reference = measured(run), base.get(run.seed)
+        if value is not None and reference is not None:
+            leads.append(value[0] - reference[0])
+            variances.append(value[1] + reference[1])
     if not leads:
         return None
     floor = math.sqrt(statistics.fmean(variances) / eval_episodes) if eval_episodes else 0.0
@@ -762,9 +817,11 @@ def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[
                 ratio, bound = sample_efficiency_ratio(base.steps_to_threshold, g.steps_to_threshold)
                 same_steps = (not base.steps_to_threshold.is_lower_bound and not g.steps_to_threshold.is_lower_bound
                               and base.steps_to_threshold.mean == g.steps_to_threshold.mean)
+                lead = paired_lead(grouped[scratch], [r for r in grouped[key] if r.seed in g.seeds], budgets[-1],
+                                   eval_episodes, area=True)
                 efficiency.append(
                     SampleEfficiency(target, key.scale, demos, base.steps_to_threshold, g.steps_to_threshold,
-                                     ratio, bound)
+                                     ratio, bound, base.mean_success, g.mean_success, lead)
                 )
                 break_evens.append(
                     BreakEvenResult(
@@ -836,7 +893,8 @@ def comparison_rows(summary: StudySummary) -> list[dict[str, Any]]:
     """Each pretrained configuration against scratch at the same demos, as JSON-ready data: success at each budget
     (over the seeds every arm at those demos finished), steps to the threshold (over the seeds both finished), the
     sample-efficiency ratio and N* in CPU and wall-clock time, each with the direction of its bound (see
-    SampleEfficiency and BreakEven). An infinite value is written "inf"."""
+    SampleEfficiency and BreakEven), and each arm's mean success over 0..the largest budget with the lead in it
+    (over the seeds both finished). An infinite value is written "inf"."""
     rows = []
     for eff in summary.efficiency:
         be = next(b for b in summary.break_evens if (b.target, b.scale, b.demos) == (eff.target, eff.scale, eff.demos))
@@ -851,6 +909,8 @@ def comparison_rows(summary: StudySummary) -> list[dict[str, Any]]:
                 arm: {"mean": stat.mean, "censored_seeds": stat.n_censored}
                 for arm, stat in (("scratch", eff.scratch_steps), ("pretrained", eff.adapted_steps))},
             "ratio": {"value": _plain(eff.ratio), "bound": eff.bound},
+            "mean_success": {"budget": summary.budgets[-1], "scratch": _mean(eff.scratch_mean_success),
+                             "pretrained": _mean(eff.adapted_mean_success), "lead": _lead(eff.mean_success_lead)},
             "n_star_cpu": {"value": _plain(be.cpu.n_star), "bound": be.cpu.kind, "reason": be.cpu.reason},
             "n_star_wall": {"value": _plain(be.wall.n_star), "bound": be.wall.kind, "reason": be.wall.reason},
         })
@@ -862,6 +922,10 @@ def _lead(stat: SeedStat | None) -> dict[str, Any] | None:
     the HTML shows it) and seed count."""
     return None if stat is None else {"mean": stat.mean, "ci": None if stat.ci is None else list(stat.ci),
                                       "seeds": stat.n}
+
+
+def _mean(stat: SeedStat | None) -> float | None:
+    return None if stat is None else stat.mean
 
 
 def _plain(x: float | None) -> float | str | None:

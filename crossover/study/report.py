@@ -139,9 +139,9 @@ def _break_even_for(summary: StudySummary, group: GroupSummary) -> BreakEvenResu
 def summary_table(summary: StudySummary) -> str:
     """Plain-text KPI table, one row per (target, arm, scale, demos) group."""
     header = list(GROUP_COLUMNS)
-    header += [f"success@{b:,}" for b in summary.budgets]
-    header += [f"steps to {summary.threshold:.2f}", "ratio", "N* cpu", "N* wall"]
     last = summary.budgets[-1]
+    header += [f"success@{b:,}" for b in summary.budgets]
+    header += [f"mean 0-{last:,}", f"steps to {summary.threshold:.2f}", "ratio", "N* cpu", "N* wall"]
     probed = any(g.prior_success for g in summary.groups)
     if probed:  # the policy prior alone, at the largest budget: is planning adding anything to it?
         header.append(f"prior alone@{last:,}")
@@ -160,6 +160,7 @@ def summary_table(summary: StudySummary) -> str:
             [g.key.target, g.key.arm, _fmt_scale(g.key.scale), str(g.key.demos), str(len(g.seeds))]
             + [_fmt_success(g.success[b]) for b in summary.budgets]
             + [
+                _fmt_success(g.mean_success),
                 _fmt_to_threshold(g.steps_to_threshold),
                 ratio,
                 *(_fmt_n_star(x) + _footnote(x, footnotes) for x in ((be.cpu, be.wall) if be else (None, None))),
@@ -258,7 +259,7 @@ def headlines(summary: StudySummary) -> list[str]:
             f"{target}: pretraining on {_scale_detail(best.scale)} and adapting with {best.demos} demos "
             f"{_break_even_phrase(best.cpu, best.wall)}"
             f"{f' ({reasons})' if reasons else ''}; {_ratio_phrase(eff, summary.threshold)}"
-            f"{_final_success_phrase(summary, best)} "
+            f"{_final_success_phrase(summary, best)}{_mean_success_phrase(eff, summary.budgets[-1])} "
             f"(best of {len(results)} pretrained configuration{'s' if len(results) > 1 else ''}; "
             f"{seeds} seed{'s' if seeds > 1 else ''})."
         )
@@ -296,6 +297,14 @@ def _final_success_phrase(summary: StudySummary, be: BreakEvenResult) -> str:
         return ""
     return (f"; at the largest budget ({summary.budgets[-1]:,} env steps) it succeeds {adapted:.0%} of the time "
             f"against {scratch:.0%} from scratch")
+
+
+def _mean_success_phrase(eff: SampleEfficiency | None, budget: int) -> str:
+    """Mean success over the whole budget, which weighs every evaluation (see kpi.mean_success)."""
+    if eff is None or eff.adapted_mean_success is None or eff.scratch_mean_success is None:
+        return ""
+    return (f"; over 0-{budget:,} env steps it averages {eff.adapted_mean_success.mean:.0%} against "
+            f"{eff.scratch_mean_success.mean:.0%}")
 
 
 def shared_machine_note(summary: StudySummary) -> str | None:
@@ -559,14 +568,16 @@ def _render_html(summary: StudySummary, title: str, preface: Sequence[str] = ())
     )
 
     parts.append("<h2>KPIs per configuration</h2>\n")
+    last = summary.budgets[-1]
     header = [*GROUP_COLUMNS, *(f"success @ {b:,}" for b in summary.budgets)]
-    header += [f"steps to {thr:.2f}", f"CPU to {thr:.2f}", f"wall to {thr:.2f}"]
+    header += [f"mean success 0-{last:,}", f"steps to {thr:.2f}", f"CPU to {thr:.2f}", f"wall to {thr:.2f}"]
     rows = []
     for g in summary.groups:
         rows.append(
             _group_cells(g, len(g.seeds))
             + [_success_cell(g.success[b]) for b in summary.budgets]
             + [
+                _success_cell(g.mean_success),
                 _to_threshold_cell(g.steps_to_threshold),
                 _to_threshold_cell(g.cpu_to_threshold, _fmt_seconds),
                 _to_threshold_cell(g.wall_to_threshold, _fmt_seconds),
@@ -587,13 +598,19 @@ def _render_html(summary: StudySummary, title: str, preface: Sequence[str] = ())
         parts.append(_table(header, rows, left=(0, 1, 2)))
 
     parts.append(f"<h2>Sample efficiency (steps to {thr:.0%} success, scratch / adapted)</h2>\n")
+    parts.append(f'<p class="note">Mean success 0-{last:,}: the area under the success curve over the budget, '
+                 "divided by it. The ratio rests on the first evaluation pair to reach the threshold; the mean "
+                 "success weighs every evaluation, so it also sees an arm that fell away after reaching the threshold "
+                 "or hovered just under it. Its lead is pretrained minus scratch, seed against seed.</p>\n")
     rows = [
         [e(x.target), e(x.scale.label), str(x.demos), str(x.scratch_steps.n),
-         _to_threshold_cell(x.scratch_steps), _to_threshold_cell(x.adapted_steps), e(_fmt_ratio(x))]
+         _to_threshold_cell(x.scratch_steps), _to_threshold_cell(x.adapted_steps), e(_fmt_ratio(x)),
+         _success_cell(x.scratch_mean_success), _success_cell(x.adapted_mean_success), _lead_cell(x.mean_success_lead)]
         for x in summary.efficiency
     ]
     # Both arms have the same demos, and only the seeds both finished are compared.
-    header = ["target", "scale", "demos", "seeds compared", "scratch steps", "adapted steps", "ratio"]
+    header = ["target", "scale", "demos", "seeds compared", "scratch steps", "adapted steps", "ratio",
+              f"scratch mean success 0-{last:,}", "adapted mean success", "lead in mean success"]
     parts.append(_table(header, rows, left=(0, 1)))
     parts.append(f'<img src="{EFFICIENCY_FIGURE}" alt="sample-efficiency ratio per target">\n')
 
