@@ -15,6 +15,7 @@ from crossover.study.kpi import (
     SeedStat,
     break_even,
     censored_mean,
+    compare_mean_success,
     cpu_to_threshold,
     crossover_scale,
     load_run_record,
@@ -161,18 +162,23 @@ def test_mean_success_is_the_area_under_the_success_curve_over_the_budget():
     assert mean_success(curve[1:], 40000) is None  # not evaluated at step 0
 
 
-def test_lead_in_mean_success_floors_its_spread_at_the_noise_of_every_evaluation():
+def test_mean_success_compared_seed_against_seed_with_the_noise_of_every_evaluation():
     cost = {"wall_s": 1.0, "cpu_s": 1.0, "env_steps": 1}
-    scratch = [parse_run_record(record(f"sc-{i}", "scratch", i, [(0, 0.0, 0, 0), (1000, 0.5, 1, 1)]), f"sc-{i}")
+    scratch = [parse_run_record(record(f"sc-{i}", "scratch", i, [(0, 0.5, 0, 0), (1000, 0.5, 1, 1)]), f"sc-{i}")
                for i in range(3)]
+    # Seed 3's scratch run has no evaluation at step 0, so seed 3 counts for neither arm.
+    scratch.append(parse_run_record(record("sc-3", "scratch", 3, [(1000, 0.5, 1, 1)]), "sc-3"))
     ahead = [parse_run_record(record(f"pt-{i}", "pretrained", i, [(0, 0.5, 0, 0), (1000, 1.0, 1, 1)], scale=S,
-                                     pretrain=cost), f"pt-{i}") for i in range(3)]
-    lead = paired_lead(scratch, ahead, 1000, area=True)
-    assert lead.mean == pytest.approx(0.5) and lead.ci == pytest.approx((0.5, 0.5))  # 0.75 - 0.25 in every seed
-    # Each arm's mean is half of each evaluation: variance 0.5^2 x 0.25 / 10 per arm, so the sd floor is
-    # sqrt(0.125 / 10) = 0.1118 and the half-width 4.303 x 0.1118 / sqrt(3) = 0.2778.
-    lead = paired_lead(scratch, ahead, 1000, eval_episodes=10, area=True)
-    assert lead.ci == pytest.approx((0.5 - 0.2778, 0.5 + 0.2778), abs=1e-4)
+                                     pretrain=cost), f"pt-{i}") for i in range(4)]
+    base, adapted, lead = compare_mean_success(scratch, ahead, 1000)
+    assert (base.mean, adapted.mean, lead.mean) == pytest.approx((0.5, 0.75, 0.25))
+    assert base.n == adapted.n == lead.n == 3 and lead.ci == pytest.approx((0.25, 0.25))
+    # The evaluations replay the same episodes, so their spreads add as if fully correlated: scratch
+    # 0.5 x 0.5 + 0.5 x 0.5 = 0.5, pretrained 0.5 x 0.5 + 0.5 x 0 = 0.25 per sqrt(episode); the sd floor is
+    # sqrt((0.25 + 0.0625) / 10) = 0.17678 and the half-width 4.303 x 0.17678 / sqrt(3) = 0.4392.
+    _, _, lead = compare_mean_success(scratch, ahead, 1000, eval_episodes=10)
+    assert lead.ci == pytest.approx((0.25 - 0.4392, 0.25 + 0.4392), abs=1e-4)
+    assert compare_mean_success(scratch[3:], ahead, 1000) is None
 
 
 def test_seeds_that_agree_exactly_are_not_a_clear_lead_once_episode_noise_is_counted():

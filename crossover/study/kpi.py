@@ -312,21 +312,34 @@ def with_prior_acting(records: Sequence[RunRecord]) -> tuple[list[RunRecord], li
 def success_at_budget(curve: Sequence[EvalPoint], budget: int, prior: bool = False) -> float | None:
     """Success of the last eval point with env_steps <= budget; None if the first eval came after the budget.
     prior: the policy prior's success instead of the planner's (None where it was not measured)."""
-    best = None
-    for point in curve:
-        if point.env_steps > budget:
-            break
-        best = point.prior_success if prior else point.success
-    return best
+    last = _last_weight(curve, budget)
+    if last is None:
+        return None
+    ((point, _),) = last
+    return point.prior_success if prior else point.success
 
 
 def mean_success(curve: Sequence[EvalPoint], budget: int) -> float | None:
     """Mean success over env steps 0..budget: the area under the success-vs-env-steps curve (straight between
     evaluations, flat from the last one up to the budget) divided by the budget; at budget 0, the success at 0.
     None if the run was not evaluated at step 0. Unlike success at one budget or steps to the threshold it weighs
-    every evaluation, so it sees a run that reached the threshold and fell away, or hovered just under it."""
-    weighted = _area_weights(curve, budget)
-    return None if weighted is None else sum(w * p.success for p, w in weighted)
+    every evaluation, so it sees a run that reached the threshold and fell away, or hovered just under it. (Flat
+    after the budget's last evaluation, as success_at_budget holds it: nothing measured after the budget counts.)"""
+    measured = _measured(curve, budget, area=True)
+    return None if measured is None else measured[0]
+
+
+def _measured(curve: Sequence[EvalPoint], budget: int, area: bool) -> tuple[float, float] | None:
+    """(success at the budget, or with area=True mean_success over 0..budget; its binomial spread times
+    sqrt(episodes per evaluation)). The spread adds each evaluation's sqrt(p(1 - p)) by its weight, as if their
+    errors were fully correlated: every evaluation plays the same fixed episodes (crossover/eval/rollout.py), so
+    they are not independent draws, and the fully correlated sum bounds the spread either way. None if there is
+    no evaluation to measure at (or, with area=True, none at step 0)."""
+    weighted = (_area_weights if area else _last_weight)(curve, budget)
+    if weighted is None:
+        return None
+    return (sum(w * p.success for p, w in weighted),
+            sum(w * math.sqrt(p.success * (1 - p.success)) for p, w in weighted))
 
 
 def _area_weights(curve: Sequence[EvalPoint], budget: int) -> list[tuple[EvalPoint, float]] | None:
@@ -575,9 +588,9 @@ class SampleEfficiency:
     """Scratch steps-to-threshold / adapted steps-to-threshold for one (target, scale, demos), both arms with the
     same demos and over the seeds both finished. bound: 'exact'; 'lower_bound' (scratch censored: true ratio >=
     value); 'upper_bound' (adapted censored: true ratio <= value); 'undetermined' (both censored, value None).
-    Beside it, over the same seeds, each arm's mean_success over 0..the largest budget and the adapted arm's lead
-    in it, seed against seed (paired_lead with area=True): the ratio rests on the first evaluation pair to reach
-    the threshold, the mean success on every evaluation."""
+    Beside it, each arm's mean_success over 0..the largest budget and the adapted arm's lead in it, seed against
+    seed (compare_mean_success, over the same seeds unless one lacks an evaluation at step 0): the ratio rests on
+    the first evaluation pair to reach the threshold, the mean success on every evaluation."""
 
     target: str
     scale: PretrainScale
@@ -633,32 +646,39 @@ class CrossoverPoint:
 
 
 def paired_lead(scratch: Sequence[RunRecord], adapted: Sequence[RunRecord], budget: int,
-                eval_episodes: int | None = None, area: bool = False) -> SeedStat | None:
-    """Adapted success minus scratch's at `budget` (area=True: mean_success over 0..budget), seed against the same
-    seed, over the seeds both arms have evaluated by then; None if there is no such seed. With eval_episodes (per
-    evaluation), the seeds' spread is floored at the binomial spread of that many episodes per evaluation and arm:
-    successes come in steps of 1/eval_episodes, so a few seeds often agree exactly (+0.1, +0.1, +0.1), and their
-    zero spread must not pass for certainty. (For a mean over evaluations, each evaluation is an independent draw:
-    the variance of sum(w * p) is sum(w^2 * p(1 - p)) / eval_episodes.)"""
-    weigh = _area_weights if area else _last_weight
+                eval_episodes: int | None = None) -> SeedStat | None:
+    """Adapted success minus scratch's at `budget`, seed against the same seed, over the seeds both arms have
+    evaluated by then; None if there is no such seed. With eval_episodes (per evaluation), the seeds' spread is
+    floored at the binomial spread of that many episodes per arm: successes come in steps of 1/eval_episodes, so a
+    few seeds often agree exactly (+0.1, +0.1, +0.1), and their zero spread must not pass for certainty."""
+    pairs = _paired(scratch, adapted, budget, area=False)
+    return _lead_of(pairs, eval_episodes) if pairs else None
 
-    def measured(run: RunRecord) -> tuple[float, float] | None:  # (value, its binomial variance x episodes)
-        weighted = weigh(run.curve, budget)
-        if weighted is None:
-            return None
-        return (sum(w * p.success for p, w in weighted), sum(w * w * p.success * (1 - p.success) for p, w in weighted))
 
-    base = {r.seed: measured(r) for r in scratch}
-    leads, variances = [], []
-    for run in adapted:
-        value, reference = measured(run), base.get(run.seed)
-        if value is not None and reference is not None:
-            leads.append(value[0] - reference[0])
-            variances.append(value[1] + reference[1])
-    if not leads:
+def compare_mean_success(scratch: Sequence[RunRecord], adapted: Sequence[RunRecord], budget: int,
+                         eval_episodes: int | None = None) -> tuple[SeedStat, SeedStat, SeedStat] | None:
+    """(scratch's, the adapted arm's) mean_success over 0..budget and the adapted arm's lead in it, seed against
+    seed (its spread floored as paired_lead's), all three over the seeds both arms evaluated at step 0; None if
+    there is no such seed."""
+    pairs = _paired(scratch, adapted, budget, area=True)
+    if not pairs:
         return None
+    return (mean_ci([s[0] for _, s in pairs]), mean_ci([a[0] for a, _ in pairs]), _lead_of(pairs, eval_episodes))
+
+
+def _paired(scratch: Sequence[RunRecord], adapted: Sequence[RunRecord], budget: int, area: bool
+            ) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """(adapted, scratch) _measured pairs of the same seed, over the seeds where both arms have a measure."""
+    base = {r.seed: _measured(r.curve, budget, area) for r in scratch}
+    pairs = [(_measured(run.curve, budget, area), base.get(run.seed)) for run in adapted]
+    return [(a, s) for a, s in pairs if a is not None and s is not None]
+
+
+def _lead_of(pairs: Sequence[tuple[tuple[float, float], tuple[float, float]]], eval_episodes: int | None) -> SeedStat:
+    """Mean and interval of adapted minus scratch over the pairs, the seeds' spread floored at the episodes'."""
+    variances = [a[1] ** 2 + s[1] ** 2 for a, s in pairs]
     floor = math.sqrt(statistics.fmean(variances) / eval_episodes) if eval_episodes else 0.0
-    return mean_ci(leads, min_sd=floor)
+    return mean_ci([a[0] - s[0] for a, s in pairs], min_sd=floor)
 
 
 def crossover_scale(
@@ -817,11 +837,11 @@ def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[
                 ratio, bound = sample_efficiency_ratio(base.steps_to_threshold, g.steps_to_threshold)
                 same_steps = (not base.steps_to_threshold.is_lower_bound and not g.steps_to_threshold.is_lower_bound
                               and base.steps_to_threshold.mean == g.steps_to_threshold.mean)
-                lead = paired_lead(grouped[scratch], [r for r in grouped[key] if r.seed in g.seeds], budgets[-1],
-                                   eval_episodes, area=True)
+                means = compare_mean_success(grouped[scratch], [r for r in grouped[key] if r.seed in g.seeds],
+                                             budgets[-1], eval_episodes)
                 efficiency.append(
                     SampleEfficiency(target, key.scale, demos, base.steps_to_threshold, g.steps_to_threshold,
-                                     ratio, bound, base.mean_success, g.mean_success, lead)
+                                     ratio, bound, *(means or (None, None, None)))
                 )
                 break_evens.append(
                     BreakEvenResult(

@@ -234,7 +234,8 @@ def _ratio_phrase(eff: SampleEfficiency | None, threshold: float) -> str:
 
 def headlines(summary: StudySummary) -> list[str]:
     """One sentence per target: the best pretrained configuration's N* (CPU and wall-clock), step ratio, success
-    at the largest budget against scratch's, and how many seeds that rests on."""
+    at the largest budget and mean success over the whole budget against scratch's, and how many seeds that rests
+    on."""
     # Best = the configuration that pays off soonest in CPU time: definite or bounded-above values first, then
     # bounded-below, then never, then undetermined; ties go to the larger scale. The tables show all the others.
     rank = {"exact": 0, "upper_bound": 0, "lower_bound": 1, "never": 2, "undetermined": 3}
@@ -303,8 +304,8 @@ def _mean_success_phrase(eff: SampleEfficiency | None, budget: int) -> str:
     """Mean success over the whole budget, which weighs every evaluation (see kpi.mean_success)."""
     if eff is None or eff.adapted_mean_success is None or eff.scratch_mean_success is None:
         return ""
-    return (f"; over 0-{budget:,} env steps it averages {eff.adapted_mean_success.mean:.0%} against "
-            f"{eff.scratch_mean_success.mean:.0%}")
+    return (f"; over 0-{budget:,} env steps its success averages {eff.adapted_mean_success.mean:.0%} against "
+            f"{eff.scratch_mean_success.mean:.0%} from scratch")
 
 
 def shared_machine_note(summary: StudySummary) -> str | None:
@@ -610,7 +611,7 @@ def _render_html(summary: StudySummary, title: str, preface: Sequence[str] = ())
     ]
     # Both arms have the same demos, and only the seeds both finished are compared.
     header = ["target", "scale", "demos", "seeds compared", "scratch steps", "adapted steps", "ratio",
-              f"scratch mean success 0-{last:,}", "adapted mean success", "lead in mean success"]
+              f"scratch mean success 0-{last:,}", f"adapted mean success 0-{last:,}", "lead in mean success"]
     parts.append(_table(header, rows, left=(0, 1)))
     parts.append(f'<img src="{EFFICIENCY_FIGURE}" alt="sample-efficiency ratio per target">\n')
 
