@@ -837,8 +837,8 @@ def summarise(records: Sequence[RunRecord], threshold: float, budgets: Sequence[
                 ratio, bound = sample_efficiency_ratio(base.steps_to_threshold, g.steps_to_threshold)
                 same_steps = (not base.steps_to_threshold.is_lower_bound and not g.steps_to_threshold.is_lower_bound
                               and base.steps_to_threshold.mean == g.steps_to_threshold.mean)
-                means = compare_mean_success(grouped[scratch], [r for r in grouped[key] if r.seed in g.seeds],
-                                             budgets[-1], eval_episodes)
+                # Pairing by seed holds both arms to the seeds both finished, as `pair` is.
+                means = compare_mean_success(grouped[scratch], grouped[key], budgets[-1], eval_episodes)
                 efficiency.append(
                     SampleEfficiency(target, key.scale, demos, base.steps_to_threshold, g.steps_to_threshold,
                                      ratio, bound, *(means or (None, None, None)))
