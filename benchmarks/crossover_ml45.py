@@ -47,7 +47,8 @@ from common import arg_parser, RESULTS, write_result  # noqa: E402
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.locks import claim  # noqa: E402
 from crossover.study.config import load_study_config, same_study  # noqa: E402
-from crossover.study.kpi import comparison_rows, load_run_records, summarise  # noqa: E402
+from crossover.study.kpi import comparison_rows, summarise  # noqa: E402
+from crossover.study.records import load_run_records  # noqa: E402
 from crossover.study.run import (pretrain_scales, report_study, restore_pretrained, restore_run_records,  # noqa: E402
                                  run_study, save_pretrained)
 

@@ -9,21 +9,15 @@ import pytest
 from crossover.errors import CrossoverError
 from crossover.study.kpi import (
     CrossoverPoint,
-    EvalPoint,
-    PretrainScale,
-    RunRecordError,
     SeedStat,
     break_even,
     censored_mean,
     compare_mean_success,
     cpu_to_threshold,
     crossover_scale,
-    load_run_record,
-    load_run_records,
     mean_ci,
     mean_success,
     paired_lead,
-    parse_run_record,
     sample_efficiency_ratio,
     steps_to_threshold,
     success_at_budget,
@@ -32,6 +26,8 @@ from crossover.study.kpi import (
     wall_to_threshold,
     wilson_interval,
 )
+from crossover.study.records import (EvalPoint, PretrainScale, RunRecordError, load_run_record, load_run_records,
+                                    parse_run_record)
 
 S = {"source_tasks": 2, "episodes_per_task": 10, "label": "S"}
 L = {"source_tasks": 10, "episodes_per_task": 50, "label": "L"}

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from crossover.errors import CrossoverError
-from crossover.study.kpi import (PretrainScale, comparison_rows, SampleEfficiency, SeedStat, load_run_records,
-                                 sample_efficiency_ratio, summarise, with_prior_acting)
+from crossover.study.kpi import (comparison_rows, SampleEfficiency, SeedStat, sample_efficiency_ratio, summarise,
+                                 with_prior_acting)
+from crossover.study.records import PretrainScale, load_run_records
 from crossover.study.report import (
     BREAK_EVEN_FIGURE,
     EFFICIENCY_FIGURE,

@@ -11,7 +11,8 @@ from crossover.cli import main
 from crossover.errors import CrossoverError
 from crossover.version import CODE_VERSION, LEARNING_CODE
 from crossover.study.config import StudyConfig, load_study_config, same_study
-from crossover.study.kpi import load_run_records, mean_success
+from crossover.study.kpi import mean_success
+from crossover.study.records import load_run_records
 from crossover.study.run import (pretrain_scales, pretrained_weights_sha256, report_study, restore_pretrained,
                                  restore_run_records, run_study, save_pretrained)
 

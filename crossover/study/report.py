@@ -19,8 +19,6 @@ from crossover.study.kpi import (
     BreakEvenResult,
     GroupKey,
     GroupSummary,
-    PretrainScale,
-    RunRecord,
     SampleEfficiency,
     SeedStat,
     StudySummary,
@@ -31,6 +29,7 @@ from crossover.study.kpi import (
     summarise,
     wilson_interval,
 )
+from crossover.study.records import PretrainScale, RunRecord
 
 SUCCESS_FIGURE = "success_curves.png"
 EFFICIENCY_FIGURE = "sample_efficiency.png"

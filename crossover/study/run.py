@@ -23,7 +23,7 @@ from crossover.atomic import write_json_atomic
 from crossover.errors import CheckpointError, CrossoverError
 from crossover.locks import claim
 from crossover.study.config import Scale, StudyConfig, same_study
-from crossover.study.kpi import load_run_record, parse_run_record
+from crossover.study.records import load_run_record, parse_run_record
 from crossover.tasks import resolve_tasks
 from crossover.version import CODE_VERSION
 
@@ -414,7 +414,8 @@ def report_study(out: str | Path, threshold: float | None = None, acting: str = 
 
     acting "prior" computes the KPIs from the policy prior's evaluations (measured beside the planner's at each
     one; training and its costs unchanged), into <out>/prior_acting/ so as not to replace the planner's report."""
-    from crossover.study.kpi import load_run_records, summarise, with_prior_acting
+    from crossover.study.kpi import summarise, with_prior_acting
+    from crossover.study.records import load_run_records
     from crossover.study.report import episode_noise_note, headlines, shared_machine_note, summary_table, write_report
 
     if acting not in ("planner", "prior"):

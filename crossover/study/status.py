@@ -10,7 +10,7 @@ from pathlib import Path
 
 from crossover.errors import CrossoverError
 from crossover.locks import held_elsewhere
-from crossover.study.kpi import load_run_record
+from crossover.study.records import load_run_record
 from crossover.study.run import _plan, load_study_json
 from crossover.train.checkpoint import read_checkpoint_state
 
