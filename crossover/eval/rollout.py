@@ -25,9 +25,10 @@ class EvalResult:
 def evaluate(agent, task: TaskSpec, task_index: int, episodes: int, episode_length: int, env=None,
              prior_only: bool = False, seeds: list[int] | None = None) -> EvalResult:
     """Run `episodes` planner-mean episodes (policy-prior-mean ones with prior_only) on the fixed evaluation seeds
-    0..episodes-1 (or on the given layout seeds, say a training run's, to compare; then `episodes` is ignored).
+    EVAL_SEED_BASE + 0..episodes-1 (or on the given layout seeds, say a training run's, to compare; then `episodes`
+    is ignored).
 
-    Episode i's layout and planner noise both come from seed i, never from the agent's own generator: the result
+    Each episode's layout and planner noise both come from its seed, never from the agent's own generator: the result
     depends on the weights alone, and evaluating leaves the training run's random stream untouched, so a run's
     learning curve does not depend on how often it is evaluated. It does replace the agent's planner warm start, so
     call it between training episodes (whose first step drops the warm start anyway)."""
