@@ -8,6 +8,12 @@ a 0-demo pretrained run) and with each --sources task's own embedding instead (w
 would copy), on the same fixed evaluation episodes, with the planner and with the policy prior alone. No training:
 it measures the pretrained weights only.
 
+Found with it (2026-11-28, session 21; the ML45 study's 45x50 model, 10 episodes): a sibling's embedding does no
+better than the mean. door-lock-v3: planner 0/10 with the mean, door-open-v3's or door-close-v3's embedding; prior
+1/10, 0/10, 0/10. door-unlock-v3: planner 1/10, 0/10, 0/10; prior 0/10, 2/10, 0/10. All within the noise of 10
+episodes; the mean rows equal the study's step-0 evaluations of its 0-demo pretrained runs, and a rerun gave the
+same rows to the last digit of every return.
+
 Each row goes to benchmarks/results/embedding_probe_<run name>.json as soon as it is measured; a rerun skips the
 rows already there (same target, embedding and episode count).
 
