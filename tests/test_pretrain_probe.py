@@ -1,4 +1,4 @@
-"""The probes' bad input is a one-line error, given before any pretraining is extended or agent loaded."""
+"""The probes' bad input is a one-line error, given before any pretraining is extended or episode is run."""
 
 import json
 import sys
@@ -34,6 +34,22 @@ def test_bad_planner_probe_input_is_a_one_line_error(argv, expected, monkeypatch
         (run / "adapt_config.json").write_text(json.dumps({"task": "reach-v3"}))
     module = benchmark_script("planner_probe")
     monkeypatch.setattr(sys, "argv", ["planner_probe.py", str(run), *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        module.main()
+    message = str(exit_info.value.code)
+    assert len(message.splitlines()) == 1 and expected in message, message
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--episodes", "0"], "--episodes must be at least 1 (got 0)"),
+    (["--targets", "door-lock-v9"], "unknown task or split 'door-lock-v9'"),
+    (["--from", "/nonexistent/run"], "/nonexistent/run/checkpoint: missing; is /nonexistent/run a"),
+    (["--targets", "reach-v3"], "reach-v3 is a source task of"),  # the ML45 study's kept model, ML45-train
+    (["--sources", "door-lock-v3"], "door-lock-v3: not source tasks of"),
+])
+def test_bad_embedding_probe_input_is_a_one_line_error(argv, expected, monkeypatch, benchmark_script):
+    module = benchmark_script("embedding_probe")
+    monkeypatch.setattr(sys, "argv", ["embedding_probe.py", *argv])
     with pytest.raises(SystemExit) as exit_info:
         module.main()
     message = str(exit_info.value.code)
