@@ -58,12 +58,19 @@ def main() -> None:
 
 
 def run(source: Path, targets: list[str], sources: list[str], episodes: int, episode_length: int) -> None:
-    if episodes < 1:
-        raise CrossoverError(f"--episodes must be at least 1 (got {episodes})")
+    if episodes < 1 or episode_length < 1:
+        raise CrossoverError(f"--episodes and --episode-length must be at least 1 (got {episodes} and "
+                             f"{episode_length})")
     torch.set_num_threads(1)  # as the ML45 study runs; leaves the other core to whatever else is running
     name = f"embedding_probe_{source.name}"
     path = RESULTS / f"{name}.json"
-    rows = json.loads(path.read_text())["rows"] if path.exists() else []
+    rows = []
+    if path.exists():
+        kept = json.loads(path.read_text())
+        if kept["episode_length"] != episode_length:
+            raise CrossoverError(f"{path} holds rows at episode length {kept['episode_length']}; pass "
+                                 f"--episode-length {kept['episode_length']} or move the file aside")
+        rows = kept["rows"]
     done = {(r["target"], r["embedding"], r["episodes"]) for r in rows}
     for target in targets:
         agent, info = load_pretrained(source, target, seed=0)

@@ -41,7 +41,8 @@ def test_bad_planner_probe_input_is_a_one_line_error(argv, expected, monkeypatch
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["--episodes", "0"], "--episodes must be at least 1 (got 0)"),
+    (["--episodes", "0"], "--episodes and --episode-length must be at least 1 (got 0 and 200)"),
+    (["--episode-length", "100"], "holds rows at episode length 200; pass --episode-length 200 or move the file"),
     (["--targets", "door-lock-v9"], "unknown task or split 'door-lock-v9'"),
     (["--from", "/nonexistent/run"], "/nonexistent/run/checkpoint: missing; is /nonexistent/run a"),
     (["--targets", "reach-v3"], "reach-v3 is a source task of"),  # the ML45 study's kept model, ML45-train
