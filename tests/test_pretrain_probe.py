@@ -6,6 +6,15 @@ import sys
 import pytest
 
 
+def assert_one_line_error(module, argv, expected, monkeypatch):
+    """Running the probe `module` with `argv` exits with a single-line message that contains `expected`."""
+    monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        module.main()
+    message = str(exit_info.value.code)
+    assert len(message.splitlines()) == 1 and expected in message, message
+
+
 @pytest.mark.parametrize("argv, expected", [
     (["--updates", "10k"], "--updates must be comma-separated update counts, got '10k'"),
     (["--updates", "0,100"], "--updates must be >= 1, got 0"),
@@ -14,12 +23,7 @@ import pytest
     (["--from", "/nonexistent/run"], "/nonexistent/run: not a readable `crossover pretrain` run"),
 ])
 def test_bad_probe_input_is_a_one_line_error(argv, expected, monkeypatch, benchmark_script):
-    module = benchmark_script("pretrain_probe")
-    monkeypatch.setattr(sys, "argv", ["pretrain_probe.py", *argv])
-    with pytest.raises(SystemExit) as exit_info:
-        module.main()
-    message = str(exit_info.value.code)
-    assert len(message.splitlines()) == 1 and expected in message, message
+    assert_one_line_error(benchmark_script("pretrain_probe"), [*argv], expected, monkeypatch)
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -32,12 +36,7 @@ def test_bad_planner_probe_input_is_a_one_line_error(argv, expected, monkeypatch
     if argv:  # an adaptation run's folder, so that the bad flag is what is wrong
         run.mkdir()
         (run / "adapt_config.json").write_text(json.dumps({"task": "reach-v3"}))
-    module = benchmark_script("planner_probe")
-    monkeypatch.setattr(sys, "argv", ["planner_probe.py", str(run), *argv])
-    with pytest.raises(SystemExit) as exit_info:
-        module.main()
-    message = str(exit_info.value.code)
-    assert len(message.splitlines()) == 1 and expected in message, message
+    assert_one_line_error(benchmark_script("planner_probe"), [str(run), *argv], expected, monkeypatch)
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -49,9 +48,4 @@ def test_bad_planner_probe_input_is_a_one_line_error(argv, expected, monkeypatch
     (["--sources", "door-lock-v3"], "door-lock-v3: not source tasks of"),
 ])
 def test_bad_embedding_probe_input_is_a_one_line_error(argv, expected, monkeypatch, benchmark_script):
-    module = benchmark_script("embedding_probe")
-    monkeypatch.setattr(sys, "argv", ["embedding_probe.py", *argv])
-    with pytest.raises(SystemExit) as exit_info:
-        module.main()
-    message = str(exit_info.value.code)
-    assert len(message.splitlines()) == 1 and expected in message, message
+    assert_one_line_error(benchmark_script("embedding_probe"), [*argv], expected, monkeypatch)
