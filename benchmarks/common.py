@@ -4,14 +4,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import sys
-from importlib import metadata
 from pathlib import Path
 
 from crossover.atomic import write_atomic
-from crossover.version import CODE_VERSION  # noqa: F401 (the benchmarks import it from here)
+from crossover.version import CODE_VERSION, machine  # noqa: F401 (the benchmarks import CODE_VERSION from here)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -19,23 +16,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def arg_parser(doc: str) -> argparse.ArgumentParser:
     """A benchmark's parser: --help prints the script's whole docstring (goal, budget, usage) as written."""
     return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-
-
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        torch_version = metadata.version("torch")
-    except metadata.PackageNotFoundError:
-        torch_version = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch_version,
-            "platform": platform.platform()}
 
 
 def write_result(name: str, result: dict, path: Path | None = None) -> Path:

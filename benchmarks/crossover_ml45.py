@@ -20,9 +20,14 @@ A new work tree (a later session) starts from what earlier sessions committed:
   with the JSON.
 The JSON's "provenance" keeps, per run, the code version that made it, the SHA-256 of the pretrained weights it
 started from, how it used its demos (online.DEMO_METHOD) and, for runs begun or resumed from 2026-11-27 on, which
-learning code trained each stretch of it ("code"); the script warns if the runs of one scale started from
-different models, the runs with demos used different demo methods, or runs compared with one another (one target,
-demos and seed) were trained by different learning code. The JSON is rewritten from whatever runs
+learning code trained each stretch of it ("code") and, for runs finished from 2026-11-28 on (earlier ones: below),
+the machine it finished on ("machine"; the JSON's top-level "machine" is only the one that last wrote it). The
+script warns if the runs of one scale started from different models, the runs with demos used different demo
+methods, or runs compared with one another (one target, demos and seed) were trained by different learning code
+or finished on different CPUs, and notes how many runs finished on each CPU when there is more than one. The
+machine of each run finished before 2026-11-28 was filled in afterwards from the JSON's history: the top-level
+"machine" of the first commit of this JSON that held the run, written by the process that had just finished it
+("source" in its machine names that commit). The JSON is rewritten from whatever runs
 are finished after each run this process finishes (so a session that stops without warning loses only the runs in
 progress) and at the end; `--max-runs 0` only writes it. `--config` runs another study the same way (e.g.
 configs/reach_pilot.yaml; its JSON is results/crossover_reach_pilot.json).
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 import sys
 from pathlib import Path
 
@@ -145,8 +151,10 @@ def _write_json_locked(cfg, out: Path, committed: dict, name: str) -> dict:
     if len(methods) > 1:
         print(f"warning: the runs with demos used {len(methods)} different demo methods, and the KPIs pool them "
               f"(see 'provenance' in the JSON)")
-    for line in learning_code_mismatches(records, provenance):
+    for line in comparison_mismatches(records, provenance):
         print(f"warning: {line}")
+    if (spread := machines(records, provenance)):
+        print(f"note: {spread}")
     # A verdict on fewer seeds than the study plans is provisional: one 10-episode evaluation pair can decide it.
     comparisons = [{**row, "goal": goal_verdict(row["ratio"]), "seeds_planned": len(cfg.seeds)}
                    for row in comparison_rows(summarise(records, cfg.threshold, cfg.budgets, cfg.eval_episodes))]
@@ -157,20 +165,38 @@ def _write_json_locked(cfg, out: Path, committed: dict, name: str) -> dict:
     return result
 
 
-def learning_code_mismatches(records, provenance: dict) -> list[str]:
-    """The runs compared with one another (one target, demos and seed, each arm) that were trained by different
-    learning code (the `learning_code` digests of their provenance's code stretches, crossover.version): a change
-    there may make the comparison unfair, or may only have moved code around; `git diff` of the code versions
-    tells which. Runs that did not record it (begun before 2026-11-27) are not checked."""
-    learnt: dict[tuple, dict[str, frozenset]] = {}
-    for r in records:
-        stretches = provenance[r.run_id].get("code")
-        if stretches:
-            learnt.setdefault((r.target, r.demos, r.seed), {})[r.run_id] = frozenset(
-                s["learning_code"] for s in stretches)
-    return [f"{' and '.join(sorted(runs))} were trained by different learning code; `git diff` their code versions "
-            f"(see 'provenance' in the JSON) to see whether it matters"
-            for _, runs in sorted(learnt.items()) if len(set(runs.values())) > 1]
+def comparison_mismatches(records, provenance: dict) -> list[str]:
+    """The runs compared with one another (one target, demos and seed, each arm) whose provenance differs where it
+    matters: the learning code that trained them (the `learning_code` digests of their code stretches,
+    crossover.version; a change there may make the comparison unfair, or may only have moved code around, and
+    `git diff` of the code versions tells which), or the CPU model of the machine they finished on (CPU and
+    wall-clock seconds on another CPU are not like for like, so their costs and N* are not). A run that did not
+    record one (code stretches begin 2026-11-27, machines 2026-11-28) is not checked on it."""
+    checks = {
+        "were trained by different learning code; `git diff` their code versions (see 'provenance' in the JSON) to "
+        "see whether it matters": lambda p: frozenset(s["learning_code"] for s in p.get("code") or ()),
+        "finished on different CPUs (see 'provenance' in the JSON): their costs in CPU and wall-clock seconds are "
+        "not like for like": lambda p: (p.get("machine") or {}).get("cpu"),
+    }
+    lines = []
+    for what, of in checks.items():
+        seen: dict[tuple, dict[str, object]] = {}
+        for r in records:
+            value = of(provenance[r.run_id])
+            if value:
+                seen.setdefault((r.target, r.demos, r.seed), {})[r.run_id] = value
+        lines += [f"{' and '.join(sorted(runs))} {what}" for _, runs in sorted(seen.items())
+                  if len(set(runs.values())) > 1]
+    return lines
+
+
+def machines(records, provenance: dict) -> str | None:
+    """Which CPUs the runs finished on, with how many runs each, if more than one: the KPIs pool the costs of
+    every seed, so their spread then holds the difference between machines too."""
+    counts = Counter((provenance[r.run_id].get("machine") or {}).get("cpu", "not recorded") for r in records)
+    if len(counts) < 2:
+        return None
+    return "the runs finished on more than one CPU: " + ", ".join(f"{cpu} ({n})" for cpu, n in counts.most_common())
 
 
 def goal_verdict(ratio: dict) -> str:

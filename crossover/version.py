@@ -1,10 +1,14 @@
 """Which code made a run: the git commit of this checkout and a digest of its learning code, read once when
-crossover is imported (a commit made while a run is going does not change the code it already loaded)."""
+crossover is imported (a commit made while a run is going does not change the code it already loaded); and which
+machine it ran on."""
 from __future__ import annotations
 
 import ast
 import hashlib
+import os
+import platform
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 # The packages whose code decides what a run learns and how it is scored; study/ and cli.py only arrange runs.
@@ -38,6 +42,25 @@ def learning_code_sha256(package: str | Path) -> str:
                 node.body = body[1:] or [ast.Pass()]
         digest.update(f"{path.relative_to(package).as_posix()}\0{ast.dump(tree)}\0".encode())
     return digest.hexdigest()[:16]
+
+
+def machine() -> dict:
+    """The facts about this machine that set how long a run takes: CPU model, core count, Python and torch. CPU and
+    wall-clock seconds measured on one CPU model are not like for like with those on another."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch_version,
+            "platform": platform.platform()}
 
 
 CODE_VERSION = code_version(Path(__file__).resolve().parents[1])

@@ -9,7 +9,7 @@ import pytest
 
 from crossover.cli import main
 from crossover.errors import CrossoverError
-from crossover.version import CODE_VERSION, LEARNING_CODE
+from crossover.version import CODE_VERSION, LEARNING_CODE, machine
 from crossover.study.config import StudyConfig, load_study_config, same_study
 from crossover.study.kpi import mean_success
 from crossover.study.records import load_run_records
@@ -58,6 +58,7 @@ def test_study_runs_every_arm_and_records_costs(study_dir):
     assert started == made[pre.run_id]["pretrained_weights_sha256"]  # the digest the run recorded when it began
     assert made[scratch.run_id]["pretrained_weights_sha256"] is None
     assert made[pre.run_id]["code_version"] == made[scratch.run_id]["code_version"] == CODE_VERSION
+    assert made[pre.run_id]["machine"] == made[scratch.run_id]["machine"] == machine()  # where each finished
 
 
 def test_report_holds_the_figures_of_the_runs(study_dir):
@@ -320,14 +321,23 @@ def test_benchmark_json_keeps_each_runs_own_provenance(study_dir, tmp_path, monk
     assert final in line and f"{final} {mean:>11}" in line
     part_way = dict(row, seeds_planned=3, goal="met")  # the same comparison in a study that plans 3 seeds
     assert module._goal_table([part_way]).splitlines()[2].endswith("met (provisional: 1 of 3 seeds)")
-    # Both runs recorded the learning code that trained them, the same; a pair trained by different code is named.
+    # Both runs recorded the learning code that trained them, the same; a pair trained by different code is named,
+    # and so is a pair that finished on different CPUs (a run that recorded none is not checked).
     provenance = written["provenance"]
     assert [s["learning_code"] for s in provenance[own.parent.name]["code"]] == [LEARNING_CODE]
-    assert module.learning_code_mismatches(records.values(), provenance) == []
+    assert module.comparison_mismatches(records.values(), provenance) == []
+    assert module.machines(records.values(), provenance) == "the runs finished on more than one CPU: " \
+        f"{machine()['cpu']} (1), not recorded (1)"
     provenance[restored.parent.name]["code"] = [{"code_version": "abc123", "learning_code": "0" * 16,
                                                  "from_env_step": 0}]
-    (warning,) = module.learning_code_mismatches(records.values(), provenance)
+    (warning,) = module.comparison_mismatches(records.values(), provenance)
     assert own.parent.name in warning and restored.parent.name in warning and "different learning code" in warning
+    provenance[restored.parent.name]["machine"] = {"cpu": "Another CPU"}
+    code, cpus = module.comparison_mismatches(records.values(), provenance)
+    assert own.parent.name in cpus and restored.parent.name in cpus and "finished on different CPUs" in cpus
+    provenance[restored.parent.name]["machine"] = machine()
+    assert module.machines(records.values(), provenance) is None and len(module.comparison_mismatches(
+        records.values(), provenance)) == 1
 
 
 @pytest.mark.parametrize("value, bound, verdict", [

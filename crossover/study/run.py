@@ -25,7 +25,7 @@ from crossover.locks import claim
 from crossover.study.config import Scale, StudyConfig, same_study
 from crossover.study.records import load_run_record, parse_run_record
 from crossover.tasks import resolve_tasks
-from crossover.version import CODE_VERSION
+from crossover.version import CODE_VERSION, machine
 
 
 def _cpu_seconds() -> float:
@@ -303,14 +303,14 @@ def _adapt_run(cfg: StudyConfig, out: Path, run_id: str, target: str, scale: Sca
         "adapt_cost": {"env_steps": r.env_steps, "wall_s": r.wall_s, "cpu_s": r.cpu_s, "demos": demos,
                        "eval_wall_s": r.eval_wall_s, "eval_cpu_s": r.eval_cpu_s},
         "pretrain_cost": None if pretrain_cost is None else {k: pretrain_cost[k] for k in ("wall_s", "cpu_s", "env_steps")},
-        # Which code made the run, which weights it started from and how it used its demos (not read by the KPIs).
-        # The weights by the digest the run recorded when it began: the scale's folder may hold another model by
-        # now (pretrained again after damage).
+        # Which code made the run, which weights it started from, how it used its demos and the machine it
+        # finished on (not read by the KPIs). The weights by the digest the run recorded when it began: the scale's
+        # folder may hold another model by now (pretrained again after damage).
         "provenance": {"code_version": CODE_VERSION,
                        "pretrained_weights_sha256": None if scale is None else (
                            r.init_weights_sha256 or weights_sha256(Path(acfg.init))),
                        "demo_method": DEMO_METHOD if demos else None,
-                       "code": r.code},
+                       "code": r.code, "machine": machine()},
     }
     parse_run_record(record, str(record_file))  # the schema check, before anything is written
     write_json_atomic(record_file, record)
