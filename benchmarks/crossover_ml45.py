@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 import sys
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -333,7 +333,7 @@ def test_benchmark_json_keeps_each_runs_own_provenance(study_dir, tmp_path, monk
     (warning,) = module.comparison_mismatches(records.values(), provenance)
     assert own.parent.name in warning and restored.parent.name in warning and "different learning code" in warning
     provenance[restored.parent.name]["machine"] = {"cpu": "Another CPU"}
-    code, cpus = module.comparison_mismatches(records.values(), provenance)
+    _, cpus = module.comparison_mismatches(records.values(), provenance)
     assert own.parent.name in cpus and restored.parent.name in cpus and "finished on different CPUs" in cpus
     provenance[restored.parent.name]["machine"] = machine()
     assert module.machines(records.values(), provenance) is None and len(module.comparison_mismatches(
