@@ -176,7 +176,7 @@ def comparison_mismatches(records, provenance: dict) -> list[str]:
         "were trained by different learning code; `git diff` their code versions (see 'provenance' in the JSON) to "
         "see whether it matters": lambda p: frozenset(s["learning_code"] for s in p.get("code") or ()),
         "finished on different CPUs (see 'provenance' in the JSON): their costs in CPU and wall-clock seconds are "
-        "not like for like": lambda p: (p.get("machine") or {}).get("cpu"),
+        "not like for like": _cpu,
     }
     lines = []
     for what, of in checks.items():
@@ -193,10 +193,15 @@ def comparison_mismatches(records, provenance: dict) -> list[str]:
 def machines(records, provenance: dict) -> str | None:
     """Which CPUs the runs finished on, with how many runs each, if more than one: the KPIs pool the costs of
     every seed, so their spread then holds the difference between machines too."""
-    counts = Counter((provenance[r.run_id].get("machine") or {}).get("cpu", "not recorded") for r in records)
+    counts = Counter(_cpu(provenance[r.run_id]) or "not recorded" for r in records)
     if len(counts) < 2:
         return None
     return "the runs finished on more than one CPU: " + ", ".join(f"{cpu} ({n})" for cpu, n in counts.most_common())
+
+
+def _cpu(run_provenance: dict) -> str | None:
+    """The CPU model a run's provenance says it finished on; None if it recorded no machine."""
+    return (run_provenance.get("machine") or {}).get("cpu")
 
 
 def goal_verdict(ratio: dict) -> str:

@@ -23,7 +23,7 @@ def assert_one_line_error(module, argv, expected, monkeypatch):
     (["--from", "/nonexistent/run"], "/nonexistent/run: not a readable `crossover pretrain` run"),
 ])
 def test_bad_probe_input_is_a_one_line_error(argv, expected, monkeypatch, benchmark_script):
-    assert_one_line_error(benchmark_script("pretrain_probe"), [*argv], expected, monkeypatch)
+    assert_one_line_error(benchmark_script("pretrain_probe"), argv, expected, monkeypatch)
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -48,4 +48,4 @@ def test_bad_planner_probe_input_is_a_one_line_error(argv, expected, monkeypatch
     (["--sources", "door-lock-v3"], "door-lock-v3: not source tasks of"),
 ])
 def test_bad_embedding_probe_input_is_a_one_line_error(argv, expected, monkeypatch, benchmark_script):
-    assert_one_line_error(benchmark_script("embedding_probe"), [*argv], expected, monkeypatch)
+    assert_one_line_error(benchmark_script("embedding_probe"), argv, expected, monkeypatch)
