@@ -21,16 +21,17 @@ A new work tree (a later session) starts from what earlier sessions committed:
 The JSON's "provenance" keeps, per run, the code version that made it, the SHA-256 of the pretrained weights it
 started from, how it used its demos (online.DEMO_METHOD) and, for runs begun or resumed from 2026-11-27 on, which
 learning code trained each stretch of it ("code") and, for runs finished from 2026-11-28 on (earlier ones: below),
-the machine it finished on ("machine"; the JSON's top-level "machine" is only the one that last wrote it). The
-script warns if the runs of one scale started from different models, the runs with demos used different demo
-methods, or runs compared with one another (one target, demos and seed) were trained by different learning code
-or finished on different CPUs, and notes how many runs finished on each CPU when there is more than one. The
-machine of each run finished before 2026-11-28 was filled in afterwards from the JSON's history: the top-level
-"machine" of the first commit of this JSON that held the run, written by the process that had just finished it
-("source" in its machine names that commit). The JSON is rewritten from whatever runs
-are finished after each run this process finishes (so a session that stops without warning loses only the runs in
-progress) and at the end; `--max-runs 0` only writes it. `--config` runs another study the same way (e.g.
-configs/reach_pilot.yaml; its JSON is results/crossover_reach_pilot.json).
+the machine it finished on ("machine"; the JSON's top-level "machine" is only the one that last wrote it); a
+restored run gets its provenance back in its result.json. The machine of each run finished before 2026-11-28 was
+filled in afterwards from the JSON's history: the top-level "machine" of the first commit of this JSON that held
+the run, written by the process that had just finished it ("source" in its machine names that commit). The KPI
+table (crossover.study.provenance, as in `crossover report`) warns if the runs of one scale started from different
+models, the runs with demos used different demo methods, or runs compared with one another (one target, demos and
+seed) were trained by different learning code or finished on different CPUs, and notes how many runs finished on
+each CPU when there is more than one. The JSON is rewritten from whatever runs are finished after each run this
+process finishes (so a session that stops without warning loses only the runs in progress) and at the end;
+`--max-runs 0` only writes it. `--config` runs another study the same way (e.g. configs/reach_pilot.yaml; its JSON
+is results/crossover_reach_pilot.json).
 
 `crossover status studies/ml45` shows which runs are finished, running or stopped part-way, and estimates the
 cost of the rest from the finished runs.
@@ -44,7 +45,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -54,6 +54,7 @@ from crossover.errors import CrossoverError  # noqa: E402
 from crossover.locks import claim  # noqa: E402
 from crossover.study.config import load_study_config, same_study  # noqa: E402
 from crossover.study.kpi import comparison_rows, summarise  # noqa: E402
+from crossover.study.provenance import load_provenance  # noqa: E402
 from crossover.study.records import load_run_records  # noqa: E402
 from crossover.study.run import (pretrain_scales, report_study, restore_pretrained, restore_run_records,  # noqa: E402
                                  run_study, save_pretrained)
@@ -83,7 +84,8 @@ def main() -> None:
     store = RESULTS / "pretrained" / name
     out = Path(args.out or f"studies/{name}")
     try:
-        restored = restore_run_records(cfg, out, committed.get("runs", []), str(committed_file))
+        restored = restore_run_records(cfg, out, committed.get("runs", []), str(committed_file),
+                                       committed.get("provenance"))
         models = restore_pretrained(cfg, out, store)
         if restored:
             print(f"restored {restored} finished runs from {committed_file}", flush=True)
@@ -96,7 +98,7 @@ def main() -> None:
             return
         # The JSON is rewritten as each run finishes, so a session that ends without warning loses no finished run.
         run_study(cfg, out, progress=lambda line: print(line, flush=True), max_runs=args.max_runs,
-                  keep_pretrained=store, on_finished=lambda _: _write_json_or_warn(cfg, out, committed, name))
+                  keep_pretrained=store, on_finished=lambda _: _write_json_or_warn(cfg, out, name))
         kept = save_pretrained(cfg, out, store)  # scales pretrained before the store existed
         if kept:
             print(f"kept the pretrained models of scales {', '.join(kept)} in {store}", flush=True)
@@ -105,103 +107,36 @@ def main() -> None:
             return
         _, text = report_study(out)  # report.html in the study folder, and the KPI table
         print(text)
-        result = _write_json(cfg, out, committed, name)
+        result = _write_json(cfg, out, name)
         print(_goal_table(result["comparisons"]))
     except CrossoverError as e:
         sys.exit(f"error: {e}")
 
 
-def _write_json_or_warn(cfg, out: Path, committed: dict, name: str) -> None:
+def _write_json_or_warn(cfg, out: Path, name: str) -> None:
     """After each run: a damaged record of another run (which the study redoes when it reaches it) must not stop
     this process; the JSON then waits for the next rewrite."""
     try:
-        _write_json(cfg, out, committed, name)
+        _write_json(cfg, out, name)
     except CrossoverError as e:
         print(f"warning: {e}; {RESULTS / f'crossover_{name}.json'} not rewritten this time", flush=True)
 
 
-def _write_json(cfg, out: Path, committed: dict, name: str) -> dict:
+def _write_json(cfg, out: Path, name: str) -> dict:
     """Rewrite results/crossover_<name>.json from the finished runs in the study folder, with their provenance.
     One process at a time: two finishing runs at once would otherwise each write the folder as it saw it, and
     the one read first could land last, without the other's run."""
     with claim(out / "locks" / "benchmark-json.lock", wait=True):
-        return _write_json_locked(cfg, out, committed, name)
-
-
-def _write_json_locked(cfg, out: Path, committed: dict, name: str) -> dict:
-    records = load_run_records(out)
-    # Where each run came from: its own result.json says (a run restored from the JSON has none there and keeps
-    # the one the JSON holds; a run made before runs recorded it shows as unknown).
-    unknown = {"code_version": None, "pretrained_weights_sha256": None}
-    provenance = {}
-    for r in records:
-        made = json.loads((out / "runs" / r.run_id / "result.json").read_text())
-        provenance[r.run_id] = made.get("provenance") or committed.get("provenance", {}).get(r.run_id, unknown)
-    digests: dict[str, set] = {}  # scale label -> pretrained-weights digests its runs started from
-    for r in records:
-        digest = provenance[r.run_id].get("pretrained_weights_sha256")
-        if r.pretrain_scale and digest:
-            digests.setdefault(r.pretrain_scale.label, set()).add(digest)
-    for label, seen in sorted(digests.items()):
-        if len(seen) > 1:
-            print(f"warning: the runs of scale {label} started from {len(seen)} different pretrained models "
-                  f"(see 'provenance' in the JSON)")
-    # A resumed run refuses another demo method, but a new work tree restores committed runs beside new ones.
-    methods = {json.dumps(provenance[r.run_id].get("demo_method"), sort_keys=True) for r in records if r.demos}
-    if len(methods) > 1:
-        print(f"warning: the runs with demos used {len(methods)} different demo methods, and the KPIs pool them "
-              f"(see 'provenance' in the JSON)")
-    for line in comparison_mismatches(records, provenance):
-        print(f"warning: {line}")
-    if (spread := machines(records, provenance)):
-        print(f"note: {spread}")
-    # A verdict on fewer seeds than the study plans is provisional: one 10-episode evaluation pair can decide it.
-    comparisons = [{**row, "goal": goal_verdict(row["ratio"]), "seeds_planned": len(cfg.seeds)}
-                   for row in comparison_rows(summarise(records, cfg.threshold, cfg.budgets, cfg.eval_episodes))]
-    result = {"config": cfg.to_dict(), "study": str(out), "finished_runs": len(records),
-              "goal": f">= {GOAL_RATIO:g}x fewer env steps than scratch to {cfg.threshold:.0%} success",
-              "comparisons": comparisons, "runs": [r.to_dict() for r in records], "provenance": provenance}
-    write_result(f"crossover_{name}", result)
-    return result
-
-
-def comparison_mismatches(records, provenance: dict) -> list[str]:
-    """The runs compared with one another (one target, demos and seed, each arm) whose provenance differs where it
-    matters: the learning code that trained them (the `learning_code` digests of their code stretches,
-    crossover.version; a change there may make the comparison unfair, or may only have moved code around, and
-    `git diff` of the code versions tells which), or the CPU model of the machine they finished on (CPU and
-    wall-clock seconds on another CPU are not like for like, so their costs and N* are not). A run that did not
-    record one (code stretches begin 2026-11-27, machines 2026-11-28) is not checked on it."""
-    checks = {
-        "were trained by different learning code; `git diff` their code versions (see 'provenance' in the JSON) to "
-        "see whether it matters": lambda p: frozenset(s["learning_code"] for s in p.get("code") or ()),
-        "finished on different CPUs (see 'provenance' in the JSON): their costs in CPU and wall-clock seconds are "
-        "not like for like": _cpu,
-    }
-    lines = []
-    for what, of in checks.items():
-        seen: dict[tuple, dict[str, object]] = {}
-        for r in records:
-            value = of(provenance[r.run_id])
-            if value:
-                seen.setdefault((r.target, r.demos, r.seed), {})[r.run_id] = value
-        lines += [f"{' and '.join(sorted(runs))} {what}" for _, runs in sorted(seen.items())
-                  if len(set(runs.values())) > 1]
-    return lines
-
-
-def machines(records, provenance: dict) -> str | None:
-    """Which CPUs the runs finished on, with how many runs each, if more than one: the KPIs pool the costs of
-    every seed, so their spread then holds the difference between machines too."""
-    counts = Counter(_cpu(provenance[r.run_id]) or "not recorded" for r in records)
-    if len(counts) < 2:
-        return None
-    return "the runs finished on more than one CPU: " + ", ".join(f"{cpu} ({n})" for cpu, n in counts.most_common())
-
-
-def _cpu(run_provenance: dict) -> str | None:
-    """The CPU model a run's provenance says it finished on; None if it recorded no machine."""
-    return (run_provenance.get("machine") or {}).get("cpu")
+        records = load_run_records(out)
+        # A verdict on fewer seeds than the study plans is provisional: one 10-episode evaluation pair can decide it.
+        comparisons = [{**row, "goal": goal_verdict(row["ratio"]), "seeds_planned": len(cfg.seeds)}
+                       for row in comparison_rows(summarise(records, cfg.threshold, cfg.budgets, cfg.eval_episodes))]
+        result = {"config": cfg.to_dict(), "study": str(out), "finished_runs": len(records),
+                  "goal": f">= {GOAL_RATIO:g}x fewer env steps than scratch to {cfg.threshold:.0%} success",
+                  "comparisons": comparisons, "runs": [r.to_dict() for r in records],
+                  "provenance": load_provenance(out, records)}
+        write_result(f"crossover_{name}", result)
+        return result
 
 
 def goal_verdict(ratio: dict) -> str:
@@ -252,8 +187,9 @@ def _read_committed(path: Path) -> dict:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         sys.exit(f"error: {path}: not valid JSON ({e.msg} at line {e.lineno}); restore it from git")
-    if not isinstance(data, dict) or not isinstance(data.get("runs", []), list):
-        sys.exit(f"error: {path}: expected an object with a 'runs' list; restore it from git")
+    if (not isinstance(data, dict) or not isinstance(data.get("runs", []), list)
+            or not isinstance(data.get("provenance", {}), dict)):
+        sys.exit(f"error: {path}: expected an object with a 'runs' list and a 'provenance' object; restore it from git")
     return data
 
 

@@ -1,4 +1,5 @@
 """A tiny crossover study end to end, for real: two source tasks, one target, minutes on 2 cores."""
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -12,6 +13,7 @@ from crossover.errors import CrossoverError
 from crossover.version import CODE_VERSION, LEARNING_CODE, machine
 from crossover.study.config import StudyConfig, load_study_config, same_study
 from crossover.study.kpi import mean_success
+from crossover.study.provenance import load_provenance, machines_note, provenance_warnings
 from crossover.study.records import load_run_records
 from crossover.study.run import (pretrain_scales, pretrained_weights_sha256, report_study, restore_pretrained,
                                  restore_run_records, run_study, save_pretrained)
@@ -239,6 +241,27 @@ def test_records_restored_into_a_new_folder_are_not_redone(study_dir, tmp_path):
     assert json.loads(local.read_text())["adapt_cost"]["wall_s"] == 12345.0, "a valid local record is kept"
     assert json.loads(done[1].read_text()) in records, "a damaged local record is replaced"
 
+    # The committed JSON keeps provenance beside the runs: it goes back with them, also into a run restored before
+    # it did, and a run finished here keeps its own.
+    kept = {r["run_id"]: {"code_version": "abc123"} for r in records}
+    again = tmp_path / "again"
+    assert restore_run_records(StudyConfig(**TINY), again, records, "committed.json", kept) == 2
+    assert load_provenance(again, load_run_records(again)) == kept
+    for record in again.glob("runs/*/result.json"):
+        record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "provenance"}))
+    assert restore_run_records(StudyConfig(**TINY), again, records, "committed.json", kept) == 0
+    assert load_provenance(again, load_run_records(again)) == kept
+    restore_run_records(StudyConfig(**TINY), fresh, records, "committed.json", kept)
+    assert "provenance" not in json.loads(local.read_text()), "a local record unlike the committed one is kept"
+    own = tmp_path / "own"
+    shutil.copytree(study_dir / "runs", own / "runs")
+    shutil.copy(study_dir / "study.json", own)
+    assert restore_run_records(StudyConfig(**TINY), own, records, "committed.json", kept) == 0
+    assert {p["code_version"] for p in load_provenance(own, load_run_records(own)).values()} == {CODE_VERSION}
+    with pytest.raises(CrossoverError, match="committed.json: provenance of run .* must be an object"):
+        restore_run_records(StudyConfig(**TINY), tmp_path / "other", records, "committed.json",
+                            {records[0]["run_id"]: "damaged"})
+
     bad = dict(records[0], curve=[{"env_steps": 0, "success": 2.0, "wall_s": 0, "cpu_s": 0}])
     with pytest.raises(CrossoverError, match=r"committed.json: runs\[0\].*curve\[0\]\.success"):
         restore_run_records(StudyConfig(**TINY), tmp_path / "other", [bad], "committed.json")
@@ -291,24 +314,15 @@ def test_a_kept_pretrained_model_is_adapted_from_without_collecting_or_pretraini
         restore_pretrained(StudyConfig(**TINY), tmp_path / "other", store)
 
 
-def test_benchmark_json_keeps_each_runs_own_provenance(study_dir, tmp_path, monkeypatch, benchmark_script):
+def test_benchmark_json_holds_the_kpis_and_each_runs_provenance(study_dir, tmp_path, monkeypatch, benchmark_script):
     module = benchmark_script("crossover_ml45")
-    copy = tmp_path / "copy"
-    shutil.copytree(study_dir, copy)
-    own, restored = sorted(copy.glob("runs/*/result.json"))
-    data = json.loads(restored.read_text())
-    del data["provenance"]  # as a run restored from the committed JSON, which keeps provenance beside the runs
-    restored.write_text(json.dumps(data))
-    committed = {"provenance": {own.parent.name: {"code_version": "stale"},
-                                restored.parent.name: {"code_version": "abc123", "pretrained_weights_sha256": None}}}
     written = {}
     monkeypatch.setattr(module, "write_result", lambda name, payload: written.update(payload))
-    module._write_json(StudyConfig(**TINY), copy, committed, "tiny")
+    module._write_json(StudyConfig(**TINY), study_dir, "tiny")
     assert written["finished_runs"] == 2
-    assert written["provenance"][own.parent.name]["code_version"] == CODE_VERSION  # its own result.json wins
-    assert written["provenance"][restored.parent.name]["code_version"] == "abc123"
+    assert written["provenance"] == load_provenance(study_dir, load_run_records(study_dir))
     (row,) = written["comparisons"]  # the KPIs of the runs, with the goal judged from them
-    records = {r.arm: r for r in load_run_records(copy)}
+    records = {r.arm: r for r in load_run_records(study_dir)}
     assert row["target"] == "button-press-topdown-v3" and row["scale"] == "2x3" and row["seeds"] == 1
     assert row["success_scratch"]["40"] == records["scratch"].curve[-1].success
     assert row["success_pretrained"]["40"] == records["pretrained"].curve[-1].success
@@ -321,23 +335,42 @@ def test_benchmark_json_keeps_each_runs_own_provenance(study_dir, tmp_path, monk
     assert final in line and f"{final} {mean:>11}" in line
     part_way = dict(row, seeds_planned=3, goal="met")  # the same comparison in a study that plans 3 seeds
     assert module._goal_table([part_way]).splitlines()[2].endswith("met (provisional: 1 of 3 seeds)")
-    # Both runs recorded the learning code that trained them, the same; a pair trained by different code is named,
-    # and so is a pair that finished on different CPUs (a run that recorded none is not checked).
-    provenance = written["provenance"]
-    assert [s["learning_code"] for s in provenance[own.parent.name]["code"]] == [LEARNING_CODE]
-    assert module.comparison_mismatches(records.values(), provenance) == []
-    assert module.machines(records.values(), provenance) == "the runs finished on more than one CPU: " \
-        f"{machine()['cpu']} (1), not recorded (1)"
-    provenance[restored.parent.name]["code"] = [{"code_version": "abc123", "learning_code": "0" * 16,
-                                                 "from_env_step": 0}]
-    (warning,) = module.comparison_mismatches(records.values(), provenance)
-    assert own.parent.name in warning and restored.parent.name in warning and "different learning code" in warning
-    provenance[restored.parent.name]["machine"] = {"cpu": "Another CPU"}
-    _, cpus = module.comparison_mismatches(records.values(), provenance)
-    assert own.parent.name in cpus and restored.parent.name in cpus and "finished on different CPUs" in cpus
-    provenance[restored.parent.name]["machine"] = machine()
-    assert module.machines(records.values(), provenance) is None and len(module.comparison_mismatches(
-        records.values(), provenance)) == 1
+
+
+def test_unlike_runs_are_named_in_the_report(study_dir, tmp_path):
+    # Runs compared with one another trained by different learning code or finished on different CPUs, runs of one
+    # scale started from different weights: the provenance each result.json keeps says so (a run that recorded
+    # nothing is not checked on it).
+    copy = tmp_path / "copy"
+    shutil.copytree(study_dir, copy)
+    records = load_run_records(copy)
+    provenance = load_provenance(copy, records)
+    pre_record = next(r for r in records if r.arm == "pretrained")
+    pre, scratch = pre_record.run_id, next(r.run_id for r in records if r.arm == "scratch")
+    assert [s["learning_code"] for s in provenance[pre]["code"]] == [LEARNING_CODE]
+    assert provenance_warnings(records, provenance) == [] and machines_note(records, provenance) is None
+    text = report_study(copy)[1]
+    assert "Warning" not in text and "more than one CPU" not in text
+
+    provenance[scratch]["code"] = [{"code_version": "abc123", "learning_code": "0" * 16, "from_env_step": 0}]
+    (warning,) = provenance_warnings(records, provenance)
+    assert pre in warning and scratch in warning and "different learning code" in warning
+    del provenance[scratch]["machine"]
+    assert machines_note(records, provenance) == f"the runs finished on more than one CPU: {machine()['cpu']} (1), " \
+        "not recorded (1)"
+    assert len(provenance_warnings(records, provenance)) == 1
+    provenance[scratch]["machine"] = {"cpu": "Another CPU"}
+    _, cpus = provenance_warnings(records, provenance)
+    assert pre in cpus and scratch in cpus and "finished on different CPUs" in cpus
+    both = dict(provenance[pre], pretrained_weights_sha256="0" * 64)
+    assert "started from 2 different pretrained models" in provenance_warnings(
+        [pre_record, dataclasses.replace(pre_record, run_id="other")], {pre: provenance[pre], "other": both})[0]
+
+    result = copy / "runs" / scratch / "result.json"
+    result.write_text(json.dumps(dict(json.loads(result.read_text()), provenance=provenance[scratch])))
+    path, text = report_study(copy)
+    assert "Warning: " + cpus in text and "finished on different CPUs" in path.read_text()
+    assert f"The runs finished on more than one CPU: {machine()['cpu']} (1), Another CPU (1)" in text
 
 
 @pytest.mark.parametrize("value, bound, verdict", [

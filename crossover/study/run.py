@@ -317,12 +317,15 @@ def _adapt_run(cfg: StudyConfig, out: Path, run_id: str, target: str, scale: Sca
     return record_file
 
 
-def restore_run_records(cfg: StudyConfig, out: str | Path, records: list[dict], source: str) -> int:
+def restore_run_records(cfg: StudyConfig, out: str | Path, records: list[dict], source: str,
+                        provenance: dict[str, dict] | None = None) -> int:
     """Put finished run records of study `cfg` saved elsewhere (e.g. a benchmark's committed JSON) back into its
     study folder, so `run_study` skips those runs instead of redoing them; returns how many were restored. A valid
     record already in the folder wins; each restored one is checked like a fresh result.json (errors name `source`)
-    and must be a run of this study's grid."""
+    and must be a run of this study's grid. `provenance` (run_id -> provenance, where the records were saved without
+    theirs) goes back into each restored result.json, and into one restored earlier without it."""
     out = _study_folder(cfg, out)
+    provenance = provenance or {}
     planned = _plan(cfg)
     restored = 0
     for i, data in enumerate(records):
@@ -337,9 +340,14 @@ def restore_run_records(cfg: StudyConfig, out: str | Path, records: list[dict], 
             raise CrossoverError(f"{where}: run {run_id!r} does not hold what its name says (seed, target, demos, "
                                  f"pretraining scale)")
         record_file = out / "runs" / run_id / "result.json"
+        kept = "provenance" not in data and provenance.get(run_id)
+        if kept and not isinstance(kept, dict):
+            raise CrossoverError(f"{source}: provenance of run {run_id!r} must be an object, not {kept!r}")
         if not _finished_record(record_file, progress=lambda _: None):
-            write_json_atomic(record_file, data)
+            write_json_atomic(record_file, {**data, "provenance": kept} if kept else data)
             restored += 1
+        elif kept and json.loads(record_file.read_text()) == data:  # restored before provenance came back with it
+            write_json_atomic(record_file, {**data, "provenance": kept})
     return restored
 
 
@@ -415,6 +423,7 @@ def report_study(out: str | Path, threshold: float | None = None, acting: str = 
     acting "prior" computes the KPIs from the policy prior's evaluations (measured beside the planner's at each
     one; training and its costs unchanged), into <out>/prior_acting/ so as not to replace the planner's report."""
     from crossover.study.kpi import summarise, with_prior_acting
+    from crossover.study.provenance import load_provenance, machines_note, provenance_warnings
     from crossover.study.records import load_run_records
     from crossover.study.report import episode_noise_note, headlines, shared_machine_note, summary_table, write_report
 
@@ -428,6 +437,10 @@ def report_study(out: str | Path, threshold: float | None = None, acting: str = 
     if len(records) < planned:  # a study read part-way: say so before any figure
         preface.append(f"{len(records)} of the {planned} planned runs are finished, and every figure rests on those "
                        f"alone (`crossover status {out}` shows the others)")
+    provenance = load_provenance(out, records)
+    preface += [f"Warning: {line}" for line in provenance_warnings(records, provenance)]
+    spread = machines_note(records, provenance)
+    preface += [spread[0].upper() + spread[1:]] if spread else []
     if acting == "prior":
         records, left_out = with_prior_acting(records)
         if not records:
