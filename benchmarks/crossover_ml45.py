@@ -30,8 +30,9 @@ models, the runs with demos used different demo methods, or runs compared with o
 seed) were trained by different learning code or finished on different CPUs, and notes how many runs finished on
 each CPU when there is more than one. The JSON is rewritten from whatever runs are finished after each run this
 process finishes (so a session that stops without warning loses only the runs in progress) and at the end;
-`--max-runs 0` only writes it. `--config` runs another study the same way (e.g. configs/reach_pilot.yaml; its JSON
-is results/crossover_reach_pilot.json).
+`--max-runs 0` starts no run: it restores, then rewrites report.html and the JSON (if any run is finished).
+`--config` runs another study the same way (e.g. configs/reach_pilot.yaml; its JSON is
+results/crossover_reach_pilot.json).
 
 `crossover status studies/ml45` shows which runs are finished, running or stopped part-way, and estimates the
 cost of the rest from the finished runs.

@@ -6,15 +6,22 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-# The reference dataset LeRobot wrote; shared/ sits beside the repository (in CI too).
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lerobot-v3.0-metaworld"
+# The reference dataset LeRobot wrote (tests/fixtures/README.md): a copy of the team's shared one, which sits beside
+# the repository where there is one.
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "lerobot-v3.0-metaworld"
+SHARED_FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "lerobot-v3.0-metaworld"
 
 
 @pytest.fixture(scope="session")
 def lerobot_fixture() -> Path:
-    if not FIXTURE.exists():
-        pytest.skip(f"LeRobot fixture not found at {FIXTURE}")
     return FIXTURE
+
+
+@pytest.fixture(scope="session")
+def shared_lerobot_fixture() -> Path:
+    if not SHARED_FIXTURE.exists():
+        pytest.skip(f"no shared LeRobot fixture at {SHARED_FIXTURE} to compare the copy in tests/fixtures with")
+    return SHARED_FIXTURE
 
 
 @pytest.fixture(scope="session")

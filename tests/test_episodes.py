@@ -50,6 +50,13 @@ def test_reads_lerobot_fixture(lerobot_fixture):
     assert ds.verify() == []
 
 
+def test_the_fixture_is_a_copy_of_the_shared_one(lerobot_fixture, shared_lerobot_fixture):
+    def files(root):
+        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    assert files(lerobot_fixture) == files(shared_lerobot_fixture)
+
+
 def test_written_files_match_lerobot_layout(small_dataset, lerobot_fixture):
     ours_info = json.loads((small_dataset / "meta/info.json").read_text())
     ref_info = json.loads((lerobot_fixture / "meta/info.json").read_text())

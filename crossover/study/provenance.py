@@ -40,7 +40,8 @@ def provenance_warnings(records: Iterable[RunRecord], provenance: Mapping[str, d
             digests.setdefault(r.pretrain_scale.label, set()).add(digest)
     lines += [f"the runs of scale {label} started from {len(seen)} different pretrained models (see each run's "
               f"'provenance')" for label, seen in sorted(digests.items()) if len(seen) > 1]
-    methods = {json.dumps(provenance[r.run_id].get("demo_method"), sort_keys=True) for r in records if r.demos}
+    methods = {json.dumps(provenance[r.run_id]["demo_method"], sort_keys=True) for r in records
+               if r.demos and provenance[r.run_id].get("demo_method")}
     if len(methods) > 1:
         lines.append(f"the runs with demos used {len(methods)} different demo methods, and the KPIs pool them (see "
                      f"each run's 'provenance')")

@@ -5,10 +5,12 @@ reported by name and its run redone.
 Layout of a study folder:
   study.json                     the config it was started with
   data/sources/                  LeRobot dataset of the source tasks (largest scale; smaller scales use a prefix)
+  data/cost.json                 what collecting them cost (cost.partial.json: the time spent so far, across kills)
   pretrain/<scale>/              pretraining runs, with cost.json once finished
   runs/<run_id>/                 adaptation runs, with result.json once finished
   locks/                         lock files of the runs and pretraining scales processes are working on
-  report.html, *.png             written by `crossover report`
+  report.html, *.png             written by `crossover report` and at the end of `crossover study`
+  prior_acting/                  the same, from `crossover report --acting prior`
 """
 from __future__ import annotations
 
