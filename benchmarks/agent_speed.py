@@ -21,9 +21,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import arg_parser, RESULTS, write_result  # noqa: E402
+from common import arg_parser, RESULTS, write_result, run_benchmark  # noqa: E402
 
 from crossover.agent.agent import Agent, AgentConfig  # noqa: E402
+from crossover.errors import CrossoverError  # noqa: E402
 from crossover.model.world_model import WorldModelConfig  # noqa: E402
 
 OBS_DIM, ACTION_DIM, NUM_TASKS = 39, 4, 10  # Meta-World observation/action sizes, an MT10-sized task set
@@ -89,9 +90,25 @@ def bench_acts(agent: Agent, threads: int, num_acts: int) -> tuple[float, float,
     return statistics.median(times), float(np.percentile(times, 95)), flops
 
 
+def _agent_config(overrides: list[str]) -> AgentConfig:
+    """AgentConfig with FIELD=VALUE overrides, each typed like the field's default."""
+    defaults, typed = AgentConfig().to_dict(), {}
+    for item in overrides:
+        name, equals, text = item.partition("=")
+        if not equals or name not in defaults or isinstance(defaults[name], (bool, str)) or defaults[name] is None:
+            numeric = sorted(k for k, v in defaults.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+            raise CrossoverError(f"--agent {item!r}: give FIELD=NUMBER, FIELD one of {', '.join(numeric)}")
+        try:
+            typed[name] = int(text) if isinstance(defaults[name], int) else float(text)
+        except ValueError:
+            kind = "whole number" if isinstance(defaults[name], int) else "number"
+            raise CrossoverError(f"--agent {item!r}: {text!r} is not a {kind}") from None
+    return AgentConfig.from_dict({**defaults, **typed})
+
+
 def main() -> None:
     parser = arg_parser(__doc__)
-    parser.add_argument("--presets", nargs="+", default=["1m", "5m"])
+    parser.add_argument("--presets", nargs="+", default=["1m", "5m"], choices=sorted(WorldModelConfig.PRESETS))
     parser.add_argument("--num-q", type=int, nargs="+", default=[None], help="Q ensemble sizes (default: preset's)")
     parser.add_argument("--updates", type=int, default=30)
     parser.add_argument("--acts", type=int, default=200)
@@ -99,11 +116,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "agent_speed.json")
     args = parser.parse_args()
 
+    if any(q is not None and q < 1 for q in args.num_q):
+        raise CrossoverError(f"--num-q: Q ensemble sizes must be >= 1, got {args.num_q}")
+    agent_cfg = _agent_config(args.agent)
     peak = {threads: matmul_peak(threads) for threads in (1, 2)}
-    defaults = AgentConfig().to_dict()
-    overrides_agent = dict(kv.split("=", 1) for kv in args.agent)
-    typed = {k: int(v) if isinstance(defaults[k], int) else float(v) for k, v in overrides_agent.items()}
-    agent_cfg = AgentConfig.from_dict({**defaults, **typed})
     load_before = os.getloadavg()
     rows = []
     for preset, num_q in [(p, q) for p in args.presets for q in args.num_q]:
@@ -157,4 +173,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

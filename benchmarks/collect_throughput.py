@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import arg_parser, write_result  # noqa: E402
+from common import arg_parser, write_result, run_benchmark  # noqa: E402
 
 from crossover.data.collect import collect  # noqa: E402
 from crossover.data.episodes import EpisodeDataset  # noqa: E402
@@ -64,4 +64,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from crossover.atomic import write_atomic
+from crossover.errors import CrossoverError
 from crossover.version import CODE_VERSION, machine  # noqa: F401 (the benchmarks import CODE_VERSION from here)
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -27,3 +28,12 @@ def write_result(name: str, result: dict, path: Path | None = None) -> Path:
                "command": " ".join([Path(sys.executable).name] + sys.argv), "code_version": CODE_VERSION, **result}
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2) + "\n"))
     return path
+
+
+def run_benchmark(main) -> None:
+    """Run a benchmark's main(): bad input (a CrossoverError, a path that cannot be read or written) ends it with
+    a one-line error and exit code 1, not a traceback."""
+    try:
+        main()
+    except (CrossoverError, OSError) as e:
+        sys.exit(f"error: {e}")

@@ -49,7 +49,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import arg_parser, RESULTS, write_result  # noqa: E402
+from common import arg_parser, RESULTS, write_result, run_benchmark  # noqa: E402
 
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.locks import claim  # noqa: E402
@@ -195,4 +195,4 @@ def _read_committed(path: Path) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import arg_parser, RESULTS, write_result  # noqa: E402
+from common import arg_parser, RESULTS, write_result, run_benchmark  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -108,4 +108,4 @@ def _table(rows: list[dict]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

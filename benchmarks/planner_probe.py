@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import arg_parser, write_result  # noqa: E402
+from common import arg_parser, write_result, run_benchmark  # noqa: E402
 
 from crossover.agent.planner import prior_mean_sequence, rollout_value  # noqa: E402
 from crossover.errors import CrossoverError  # noqa: E402
@@ -189,4 +189,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import arg_parser, RESULTS, write_result  # noqa: E402
+from common import arg_parser, RESULTS, write_result, run_benchmark  # noqa: E402
 
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.eval.run import evaluate_run  # noqa: E402
@@ -129,4 +129,4 @@ def _table(rows: list[dict], tasks: list[str]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

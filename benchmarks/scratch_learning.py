@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import arg_parser, RESULTS, write_result  # noqa: E402
+from common import arg_parser, RESULTS, write_result, run_benchmark  # noqa: E402
 
+from crossover.errors import CrossoverError  # noqa: E402
 from crossover.train.online import AdaptConfig, adapt  # noqa: E402
 
 TASKS = "reach-v3,button-press-topdown-v3,drawer-close-v3,door-open-v3,plate-slide-v3"
@@ -40,7 +41,11 @@ def main() -> None:
     args = p.parse_args()
     pieces = RESULTS / "scratch_learning"
     pieces.mkdir(parents=True, exist_ok=True)
-    tasks, seeds = args.tasks.split(","), [int(s) for s in args.seeds.split(",")]
+    tasks, seeds = args.tasks.split(","), args.seeds.split(",")
+    if not all(s.isdigit() for s in seeds) or args.steps < 0 or args.eval_every < 1:
+        raise CrossoverError(f"--seeds must be whole numbers >= 0 separated by commas, --steps >= 0 and "
+                             f"--eval-every >= 1 (got {args.seeds!r}, {args.steps}, {args.eval_every})")
+    seeds = [int(s) for s in seeds]
     for task in tasks:
         for seed in seeds:
             name = f"{task}__seed{seed}"
@@ -75,4 +80,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

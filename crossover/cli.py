@@ -110,6 +110,20 @@ def _demo(args) -> int:
     return _study(args)
 
 
+def _at_least(minimum: int):
+    """An argparse type: a whole number >= minimum; anything else is a usage error naming the value."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        return value
+
+    return whole
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crossover", description="Pretrain one robot world model on many tasks, adapt it to "
                                 "new ones, and measure when that beats training from scratch.")
@@ -131,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mix", metavar="MIX", help="several policies by fraction, e.g. expert:0.5,noisy:0.3:0.3,random:0.2 "
                    "(overrides --policy)")
     s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    s.add_argument("--seed", type=int, default=0, help="the same seed gives the same episodes (default 0)")
-    s.add_argument("--episode-length", type=int, default=None, help="steps per episode (default: the task's, 500)")
+    s.add_argument("--seed", type=_at_least(0), default=0, help="the same seed gives the same episodes (default 0)")
+    s.add_argument("--episode-length", type=_at_least(1), default=None,
+                   help="steps per episode (default: the task's, 500)")
     s.add_argument("--flush-every", type=int, default=25, metavar="N",
                    help="episodes per data file; a killed run loses at most this many (default 25)")
     s.set_defaults(handler=_collect)
@@ -154,8 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bc-coef", type=float, metavar="W",
                    help="behaviour-cloning weight on the policy prior, against offline over-estimation (default: "
                         "2.5; 0 is TD-MPC2's pure max-Q prior)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    s.add_argument("--seed", type=_at_least(0), default=0)
+    s.add_argument("--threads", type=_at_least(1), default=2, help="torch threads (default 2)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     s.set_defaults(handler=_pretrain)
 
@@ -170,14 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "step, cloned in scratch's seed phase, oversampled and cloned after; the cloned prior acts in "
                    "a falling share of the first training episodes (see DEMO_METHOD in crossover/train/online.py)")
     s.add_argument("--eval-every", type=int, default=2_000, help="evaluate every this many env steps")
-    s.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation (fixed seeds)")
-    s.add_argument("--episode-length", type=int, default=200, help="steps per episode (default 200)")
+    s.add_argument("--eval-episodes", type=_at_least(1), default=10, help="episodes per evaluation (fixed seeds)")
+    s.add_argument("--episode-length", type=_at_least(1), default=200, help="steps per episode (default 200)")
     s.add_argument("--preset", default="1m", choices=["1m", "5m"], help="world-model size for --from scratch")
     s.add_argument("--seed-steps", type=int, default=None,
                    help="seed-phase steps before planning (random actions, or the prior cloned from --demos), "
                    "--from scratch only (default: max(1000, 5 episodes))")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    s.add_argument("--seed", type=_at_least(0), default=0)
+    s.add_argument("--threads", type=_at_least(1), default=2, help="torch threads (default 2)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     s.set_defaults(handler=_adapt)
 
@@ -185,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run", metavar="RUN", help="a run folder from adapt or pretrain")
     s.add_argument("--task", required=True,
                    help="a task the run trained on; a pretrain run also takes a new one (zero-shot success)")
-    s.add_argument("--episodes", type=int, default=10)
-    s.add_argument("--episode-length", type=int, default=200)
+    s.add_argument("--episodes", type=_at_least(1), default=10)
+    s.add_argument("--episode-length", type=_at_least(1), default=200)
     s.add_argument("--prior-only", action="store_true",
                    help="act with the policy prior's mean action, no planning: what the prior alone has learned")
     s.set_defaults(handler=_evaluate)
@@ -232,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except CrossoverError as e:
+        print(f"crossover {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file where a folder is meant, a folder that cannot be written, a full disk, ...
         print(f"crossover {args.verb}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

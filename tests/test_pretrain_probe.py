@@ -1,4 +1,4 @@
-"""The probes' bad input is a one-line error, given before any pretraining is extended or episode is run."""
+"""The benchmarks' bad input is a one-line error, given before any pretraining is extended or episode is run."""
 
 import json
 import sys
@@ -7,10 +7,10 @@ import pytest
 
 
 def assert_one_line_error(module, argv, expected, monkeypatch):
-    """Running the probe `module` with `argv` exits with a single-line message that contains `expected`."""
+    """Running the benchmark `module` with `argv` exits with a single-line message that contains `expected`."""
     monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *argv])
     with pytest.raises(SystemExit) as exit_info:
-        module.main()
+        module.run_benchmark(module.main)
     message = str(exit_info.value.code)
     assert len(message.splitlines()) == 1 and expected in message, message
 
@@ -49,3 +49,15 @@ def test_bad_planner_probe_input_is_a_one_line_error(argv, expected, monkeypatch
 ])
 def test_bad_embedding_probe_input_is_a_one_line_error(argv, expected, monkeypatch, benchmark_script):
     assert_one_line_error(benchmark_script("embedding_probe"), argv, expected, monkeypatch)
+
+
+@pytest.mark.parametrize("script, argv, expected", [
+    ("collect_throughput", ["--tasks", "bogus"], "unknown task or split 'bogus'"),
+    ("collect_throughput", ["--episodes", "0"], "--episodes must be at least 1 (got 0)"),
+    ("scratch_learning", ["--seeds", "x"], "--seeds must be whole numbers >= 0"),
+    ("agent_speed", ["--agent", "bogus=1"], "--agent 'bogus=1': give FIELD=NUMBER, FIELD one of"),
+    ("agent_speed", ["--agent", "horizon=abc"], "'abc' is not a whole number"),
+    ("agent_speed", ["--num-q", "0"], "--num-q: Q ensemble sizes must be >= 1"),
+])
+def test_bad_benchmark_input_is_a_one_line_error(script, argv, expected, monkeypatch, benchmark_script):
+    assert_one_line_error(benchmark_script(script), argv, expected, monkeypatch)

@@ -212,7 +212,13 @@ def test_status_tells_finished_running_stopped_and_unstarted_runs_apart(study_di
     assert "1 stopped" in text and "1 not started" in text and pretrained.name in text and scratch.name not in text
     assert "no run has finished yet" in text
     (pretrained / "checkpoint" / "state.json").write_text('{"env_steps": null, "curve": []}')
-    assert [r.state for r in study_status(copy).runs] == ["not started", "not started"]  # damaged: no progress
+    status = study_status(copy)
+    assert [r.state for r in status.runs] == ["not started", "not started"]  # damaged: no progress, named
+    assert "1 run with a damaged file" in format_status(status)
+    assert f"  {pretrained / 'checkpoint' / 'state.json'}: not the loop state" in format_status(status)
+    (pretrained / "result.json").write_text("{damaged")
+    (damage,) = [r.damaged for r in study_status(copy).runs if r.damaged]
+    assert damage.startswith(f"{pretrained / 'result.json'}: ")
     (copy / "study.json").write_text("{broken")
     for argv in (["status", str(copy)], ["status", str(tmp_path / "nowhere")], ["status", str(study_dir),
                                                                                   "--processes", "0"]):
@@ -447,15 +453,29 @@ def test_bad_study_configs_are_one_line_errors(tmp_path, capsys):
                           "budgets: [0]\n",
         "negseed.yaml": "sources: ML45-train\ntargets: ML45-test\nscales: [{source_tasks: 2, episodes_per_task: 3}]\n"
                         "budgets: [0]\nseed_steps: -5\n",
+        "minusseed.yaml": "sources: ML45-train\ntargets: ML45-test\nscales: [{source_tasks: 2, episodes_per_task: 3}]\n"
+                          "budgets: [0]\nseeds: [-1]\n",
+        "preset.yaml": "sources: ML45-train\ntargets: ML45-test\nscales: [{source_tasks: 2, episodes_per_task: 3}]\n"
+                       "budgets: [0]\npreset: 10m\n",
+        "mix.yaml": "sources: ML45-train\ntargets: ML45-test\nscales: [{source_tasks: 2, episodes_per_task: 3}]\n"
+                    "budgets: [0]\ncollect_mix: bogus:1\n",
+        "nanbc.yaml": "sources: ML45-train\ntargets: ML45-test\nscales: [{source_tasks: 2, episodes_per_task: 3}]\n"
+                      "budgets: [0]\npretrain_bc_coef: .nan\n",
+        "binary.yaml": "\udcff",
     }
     expected = {"unknown.yaml": "scalez", "overlap.yaml": "reach-v3", "broken.yaml": "not valid YAML",
                 "badtask.yaml": "reach-v3", "offgrid.yaml": "budgets [2500] are not multiples of eval_every (1000)",
                 "oddeval.yaml": "eval_every (2500) must be a multiple of episode_length (200)",
-                "twice.yaml": "seeds: [0, 1, 0] repeats a value", "negbc.yaml": "pretrain_bc_coef must be a number >= 0",
+                "twice.yaml": "seeds: [0, 1, 0] repeats a value", "negbc.yaml": "pretrain_bc_coef must be a finite number >= 0",
                 "listed.yaml": "sources: give one comma-separated string", "halfscale.yaml": "must be integers",
-                "negseed.yaml": "seed_steps must be an integer >= 0"}
-    for name, text in cases.items():
-        (tmp_path / name).write_text(text)
+                "negseed.yaml": "seed_steps must be an integer >= 0", "minusseed.yaml": "seeds: -1 is not an integer >= 0",
+                "preset.yaml": "preset: '10m' is not a world-model size", "mix.yaml": "collect_mix: unknown policy",
+                "nanbc.yaml": "pretrain_bc_coef must be a finite number", "binary.yaml": "cannot be read as a YAML",
+                "folder.yaml": "cannot be read as a YAML"}
+    (tmp_path / "folder.yaml").mkdir()
+    for name, text in [*cases.items(), ("folder.yaml", None)]:
+        if text is not None:
+            (tmp_path / name).write_bytes(text.encode("utf-8", "surrogateescape"))
         assert main(["study", "--config", str(tmp_path / name), "--out", str(tmp_path / "s")]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and name in err and expected[name] in err, err

@@ -343,6 +343,28 @@ def test_bad_adapt_input_is_one_line(capsys, tmp_path):
     assert "demos need episodes of at least 3 steps" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("argv", [
+    ["adapt", "--task", "reach-v3", "--out", "run", "--seed", "-1"],
+    ["adapt", "--task", "reach-v3", "--out", "run", "--eval-episodes", "0"],
+    ["pretrain", "--data", "data", "--out", "run", "--threads", "0"],
+    ["evaluate", "run", "--task", "reach-v3", "--episode-length", "0"],
+    ["evaluate", "run", "--task", "reach-v3", "--episodes", "two"],
+])
+def test_counts_below_their_floor_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and f"argument {argv[-2]}: " in err and err.strip().splitlines()[-1].endswith(
+        ("is less than 0", "is less than 1", "'two' is not a whole number"))
+
+
+def test_a_file_where_a_folder_is_meant_is_one_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    assert main(["collect", "--tasks", "reach-v3", "--episodes", "1", "--out", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(tmp_path / "afile") in err
+
+
 def test_pretrain_bad_inputs_are_one_line(tmp_path, capsys, small_dataset):
     assert main(["pretrain", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "p")]) == 2
     assert "meta/info.json" in capsys.readouterr().err

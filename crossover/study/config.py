@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import yaml
 from crossover.errors import CrossoverError
 from crossover.tasks import resolve_tasks
 from crossover.agent.agent import BC_COEF
+from crossover.data.collect import parse_mix
+from crossover.model.world_model import PRESETS as MODEL_PRESETS
 
 
 @dataclass
@@ -55,6 +58,13 @@ class StudyConfig:
         for s in self.scales:
             if not (_is_int(s.source_tasks) and _is_int(s.episodes_per_task)):
                 raise CrossoverError(f"scale {s.label}: source_tasks and episodes_per_task must be integers")
+        if self.preset not in MODEL_PRESETS:
+            raise CrossoverError(f"preset: {self.preset!r} is not a world-model size; choose one of "
+                                 f"{', '.join(sorted(MODEL_PRESETS))}")
+        try:
+            parse_mix(self.collect_mix)
+        except CrossoverError as e:
+            raise CrossoverError(f"collect_mix: {e}") from None
         if self.seed_steps is not None and not (_is_int(self.seed_steps) and self.seed_steps >= 0):
             raise CrossoverError(f"seed_steps must be an integer >= 0 or null, got {self.seed_steps!r}")
         src = [t.name for t in resolve_tasks(self.sources)]
@@ -71,7 +81,7 @@ class StudyConfig:
         if len(set(labels)) < len(labels):
             raise CrossoverError(f"scales: {labels} repeats a scale")
         _check_int_list("budgets", self.budgets, minimum=0)
-        _check_int_list("seeds", self.seeds)
+        _check_int_list("seeds", self.seeds, minimum=0)
         _check_int_list("demos", self.demos, minimum=0)
         for name in ("episode_length", "eval_every", "eval_episodes", "pretrain_steps", "threads", "collect_workers"):
             value = getattr(self, name)
@@ -87,8 +97,8 @@ class StudyConfig:
             raise CrossoverError(f"budgets {off_grid} are not multiples of eval_every ({self.eval_every}); success "
                                  f"at a budget is measured by the evaluation there")
         if isinstance(self.pretrain_bc_coef, bool) or not isinstance(self.pretrain_bc_coef, (int, float)) \
-                or self.pretrain_bc_coef < 0:
-            raise CrossoverError(f"pretrain_bc_coef must be a number >= 0, got {self.pretrain_bc_coef!r}")
+                or not 0 <= self.pretrain_bc_coef < math.inf:
+            raise CrossoverError(f"pretrain_bc_coef must be a finite number >= 0, got {self.pretrain_bc_coef!r}")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
                 or not 0 < self.threshold <= 1:
             raise CrossoverError(f"threshold must be in (0, 1], got {self.threshold!r}")
@@ -168,6 +178,8 @@ def load_study_config(source: str) -> StudyConfig:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise CrossoverError(f"{path}: not valid YAML ({str(e).splitlines()[0]})")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CrossoverError(f"{path}: cannot be read as a YAML text file ({e})") from None
     if not isinstance(data, dict):
         raise CrossoverError(f"{path}: expected a mapping of study fields")
     known = {f.name for f in dataclasses.fields(StudyConfig)}

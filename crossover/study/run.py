@@ -469,5 +469,5 @@ def load_study_json(out: str | Path) -> StudyConfig:
         raise CrossoverError(f"{out}: not a study folder (no study.json); run `crossover study` first")
     try:
         return StudyConfig(**held)
-    except TypeError as e:
+    except (TypeError, CrossoverError) as e:
         raise CrossoverError(f"{Path(out) / 'study.json'}: not a study config ({e})") from None

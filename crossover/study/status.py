@@ -25,6 +25,7 @@ class RunStatus:
     cpu_s: float | None  # spent so far, evaluation included (None: not started)
     wall_s: float | None
     success: float | None  # success at the last evaluation so far
+    damaged: str | None = None  # the run's record or checkpoint that cannot be read, and why (a restart redoes it)
 
 
 @dataclass(frozen=True)
@@ -52,46 +53,49 @@ class StudyStatus:
 def study_status(out: str | Path) -> StudyStatus:
     """The state of every run of the study in `out`. A run counts as running while another process holds its
     lock; checking takes the lock for an instant, so a study process starting at that moment may pass the run by
-    (it is then done by the next process or restart). A damaged record or checkpoint counts as not there."""
+    (it is then done by the next process or restart). A damaged record or checkpoint counts as not there, and the
+    run says which file it was."""
     out = Path(out)
     cfg = load_study_json(out)
     runs = []
     for run_id in _plan(cfg):
         run = out / "runs" / run_id
-        record_file = run / "result.json"
+        record_file, damaged = run / "result.json", None
         if record_file.exists():
             try:
                 record = load_run_record(record_file)
-            except CrossoverError:
-                record = None  # damaged: a restart redoes the run, so it counts as unfinished
-            if record is not None:
                 cost = record.adapt_cost
                 runs.append(RunStatus(run_id, "finished", cost.env_steps, cost.cpu_s, cost.wall_s,
                                       record.curve[-1].success if record.curve else None))
                 continue
-        state = _checkpoint_state(run)
+            except CrossoverError as e:
+                damaged = str(e)  # a restart redoes the run, so it counts as unfinished
+        state, checkpoint_damage = _checkpoint_state(run)
         if held_elsewhere(out / "locks" / f"run-{run_id}.lock"):
             kind = "running"
         else:
             kind = "stopped" if state else "not started"
-        if state is None:
-            runs.append(RunStatus(run_id, kind, 0, None, None, None))
-        else:
-            runs.append(RunStatus(run_id, kind, *state))
+        runs.append(RunStatus(run_id, kind, *(state or (0, None, None, None)),
+                              damaged=damaged or checkpoint_damage))
     return StudyStatus(out, cfg.max_budget, tuple(runs))
 
 
-def _checkpoint_state(run: Path) -> tuple[int, float, float, float | None] | None:
-    """(env steps, CPU s, wall s, last success) from a run's last checkpoint; None if it has none or it cannot be
-    read (a restart reports and redoes such a run)."""
+def _checkpoint_state(run: Path) -> tuple[tuple[int, float, float, float | None] | None, str | None]:
+    """(env steps, CPU s, wall s, last success) from a run's last checkpoint, or None if it has none or it cannot
+    be read (a restart reports and redoes such a run); and, for one that cannot be read, which file and why."""
+    checkpoint = run / "checkpoint"
+    if not checkpoint.exists():
+        return None, None
     try:
-        state = read_checkpoint_state(run / "checkpoint")
+        state = read_checkpoint_state(checkpoint)
         curve = state["curve"]
         success = curve[-1]["success"] if curve else None
         return (int(state["env_steps"]), float(state["cpu_s"]), float(state["wall_s"]),
-                None if success is None else float(success))
-    except (CrossoverError, KeyError, IndexError, TypeError, ValueError):
-        return None  # missing or damaged
+                None if success is None else float(success)), None
+    except CrossoverError as e:
+        return None, str(e)
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        return None, f"{checkpoint / 'state.json'}: not the loop state of a run ({type(e).__name__}: {e})"
 
 
 def format_status(status: StudyStatus, processes: int = 2) -> str:
@@ -110,6 +114,11 @@ def format_status(status: StudyStatus, processes: int = 2) -> str:
             lines.append(f"{r.run_id:<{width}}  {r.state:<8}  {f'{r.env_steps:,}/{status.steps_per_run:,}':>15}  "
                          f"{_minutes(r.cpu_s):>9}  {_minutes(r.wall_s):>9}  "
                          f"{'-' if r.success is None else f'{r.success:.0%}'}")
+    damaged = [r for r in runs if r.damaged]
+    if damaged:
+        lines.append(f"{len(damaged)} run{'s' if len(damaged) > 1 else ''} with a damaged file, counted as not there "
+                     f"(a restart reports it and redoes the run):")
+        lines += [f"  {r.damaged}" for r in damaged]
     rate = status.cost_per_step()
     left = status.steps_left
     if not left:
