@@ -189,8 +189,9 @@ def _read_committed(path: Path) -> dict:
     except json.JSONDecodeError as e:
         sys.exit(f"error: {path}: not valid JSON ({e.msg} at line {e.lineno}); restore it from git")
     if (not isinstance(data, dict) or not isinstance(data.get("runs", []), list)
-            or not isinstance(data.get("provenance", {}), dict)):
-        sys.exit(f"error: {path}: expected an object with a 'runs' list and a 'provenance' object; restore it from git")
+            or not all(isinstance(data.get(key, {}), dict) for key in ("config", "provenance"))):
+        sys.exit(f"error: {path}: expected an object with a 'runs' list and 'config' and 'provenance' objects; "
+                 f"restore it from git")
     return data
 
 

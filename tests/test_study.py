@@ -391,7 +391,9 @@ def test_benchmark_judges_the_10x_goal_from_the_side_a_bound_lies_on(value, boun
 def test_damaged_committed_benchmark_json_is_a_one_line_error(tmp_path, benchmark_script):
     module = benchmark_script("crossover_ml45")
     assert module._read_committed(tmp_path / "absent.json") == {}
-    for text, expected in (("{broken", "not valid JSON"), ('{"runs": 3}', "'runs' list")):
+    for text, expected in (("{broken", "not valid JSON"), ('{"runs": 3}', "'runs' list"),
+                           ('{"config": "x"}', "'config' and 'provenance' objects"),
+                           ('{"provenance": []}', "'config' and 'provenance' objects")):
         committed = tmp_path / "crossover_x.json"
         committed.write_text(text)
         with pytest.raises(SystemExit) as exit_info:
