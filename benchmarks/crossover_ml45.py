@@ -57,8 +57,8 @@ from crossover.study.config import load_study_config, same_study  # noqa: E402
 from crossover.study.kpi import comparison_rows, summarise  # noqa: E402
 from crossover.study.provenance import load_provenance  # noqa: E402
 from crossover.study.records import load_run_records  # noqa: E402
-from crossover.study.run import (pretrain_scales, report_study, restore_pretrained, restore_run_records,  # noqa: E402
-                                 run_study, save_pretrained)
+from crossover.study.run import (has_finished_runs, pretrain_scales, report_study, restore_pretrained,  # noqa: E402
+                                 restore_run_records, run_study, save_pretrained)
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 GOAL_RATIO = 10.0  # issue 4: the pretrained agent reaches the threshold with >= 10x fewer env steps than scratch
@@ -103,7 +103,7 @@ def main() -> None:
         kept = save_pretrained(cfg, out, store)  # scales pretrained before the store existed
         if kept:
             print(f"kept the pretrained models of scales {', '.join(kept)} in {store}", flush=True)
-        if not any(out.glob("runs/*/result.json")):
+        if not has_finished_runs(out):
             print("no finished runs yet")
             return
         _, text = report_study(out)  # report.html in the study folder, and the KPI table

@@ -74,9 +74,13 @@ def _evaluate(args) -> int:
 
 def _study(args) -> int:
     from crossover.study.config import load_study_config
-    from crossover.study.run import report_study, run_study
+    from crossover.study.run import has_finished_runs, report_study, run_study
 
     run_study(load_study_config(args.config), args.out, max_runs=args.max_runs)
+    if not has_finished_runs(args.out):
+        print(f"no run of {args.out} is finished yet, so there is no report (`crossover status {args.out}` shows "
+              f"where they stand)")
+        return 0
     path, text = report_study(args.out)
     print(text)
     print(f"\nreport: {path}")

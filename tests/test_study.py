@@ -483,6 +483,8 @@ def test_bad_study_configs_are_one_line_errors(tmp_path, capsys):
         assert len(err.splitlines()) == 1 and name in err and expected[name] in err, err
     assert main(["study", "--config", "demo", "--out", str(tmp_path / "s"), "--max-runs", "-1"]) == 2
     assert "--max-runs" in capsys.readouterr().err
+    assert main(["study", "--config", "demo", "--out", str(tmp_path / "new"), "--max-runs", "0"]) == 0
+    assert "no run of" in capsys.readouterr().out and not (tmp_path / "new" / "data").exists()  # nothing collected
     assert main(["study", "--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "s")]) == 2
     assert "demo" in capsys.readouterr().err  # the error lists the built-in presets
 

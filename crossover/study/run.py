@@ -418,6 +418,11 @@ def _copy_folder(src: Path, dst: Path) -> None:
     tmp.rename(dst)
 
 
+def has_finished_runs(out: str | Path) -> bool:
+    """Whether the study folder holds a run record to report on (a damaged one counts: the report names it)."""
+    return any(Path(out).glob("runs/*/result.json"))
+
+
 def report_study(out: str | Path, threshold: float | None = None, acting: str = "planner") -> tuple[Path, str]:
     """Write report.html for a study folder; returns its path and the text summary for the terminal. `threshold`
     replaces the study's success threshold: the runs' curves are kept whole, so no run is redone for it.
