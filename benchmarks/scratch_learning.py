@@ -39,13 +39,13 @@ def main() -> None:
                    help="torch threads per run; two runs side by side with 1 thread each beat one run with 2")
     p.add_argument("--report-only", action="store_true", help="only print the table of finished pieces")
     args = p.parse_args()
-    pieces = RESULTS / "scratch_learning"
-    pieces.mkdir(parents=True, exist_ok=True)
     tasks, seeds = args.tasks.split(","), args.seeds.split(",")
     if not all(s.isdigit() for s in seeds) or args.steps < 0 or args.eval_every < 1:
         raise CrossoverError(f"--seeds must be whole numbers >= 0 separated by commas, --steps >= 0 and "
                              f"--eval-every >= 1 (got {args.seeds!r}, {args.steps}, {args.eval_every})")
     seeds = [int(s) for s in seeds]
+    pieces = RESULTS / "scratch_learning"
+    pieces.mkdir(parents=True, exist_ok=True)
     for task in tasks:
         for seed in seeds:
             name = f"{task}__seed{seed}"

@@ -320,7 +320,7 @@ def test_a_kept_pretrained_model_is_adapted_from_without_collecting_or_pretraini
         restore_pretrained(StudyConfig(**TINY), tmp_path / "other", store)
 
 
-def test_benchmark_json_holds_the_kpis_and_each_runs_provenance(study_dir, tmp_path, monkeypatch, benchmark_script):
+def test_benchmark_json_holds_the_kpis_and_each_runs_provenance(study_dir, monkeypatch, benchmark_script):
     module = benchmark_script("crossover_ml45")
     written = {}
     monkeypatch.setattr(module, "write_result", lambda name, payload: written.update(payload))
