@@ -30,6 +30,19 @@ def write_result(name: str, result: dict, path: Path | None = None) -> Path:
     return path
 
 
+def read_json(path: Path, *fields: str) -> dict:
+    """The JSON object in `path` (a benchmark's own results, or a run's saved config), holding `fields`; anything
+    else is a CrossoverError naming the file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:  # unreadable, not UTF-8, or not JSON
+        raise CrossoverError(f"{path}: cannot be read as JSON ({e})") from None
+    missing = [f for f in fields if f not in data] if isinstance(data, dict) else list(fields)
+    if not isinstance(data, dict) or missing:
+        raise CrossoverError(f"{path}: expected a JSON object with {', '.join(repr(f) for f in fields)}")
+    return data
+
+
 def run_benchmark(main) -> None:
     """Run a benchmark's main(): bad input (a CrossoverError, a path that cannot be read or written) ends it with
     a one-line error and exit code 1, not a traceback."""

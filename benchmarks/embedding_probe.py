@@ -22,13 +22,12 @@ Usage (from the repository root): python benchmarks/embedding_probe.py [--from R
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import arg_parser, RESULTS, write_result, run_benchmark  # noqa: E402
+from common import arg_parser, RESULTS, write_result, read_json, run_benchmark  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -66,7 +65,7 @@ def run(source: Path, targets: list[str], sources: list[str], episodes: int, epi
     path = RESULTS / f"{name}.json"
     rows = []
     if path.exists():
-        kept = json.loads(path.read_text())
+        kept = read_json(path, "episode_length", "rows")
         if kept["episode_length"] != episode_length:
             raise CrossoverError(f"{path} holds rows at episode length {kept['episode_length']}; pass "
                                  f"--episode-length {kept['episode_length']} or move the file aside")

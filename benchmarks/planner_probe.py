@@ -28,7 +28,6 @@ Writes benchmarks/results/planner_probe_<run folder name>[_train][_prior|_varian
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import arg_parser, write_result, run_benchmark  # noqa: E402
+from common import arg_parser, write_result, read_json, run_benchmark  # noqa: E402
 
 from crossover.agent.planner import prior_mean_sequence, rollout_value  # noqa: E402
 from crossover.errors import CrossoverError  # noqa: E402
@@ -136,7 +135,7 @@ def main() -> None:
         config = run / "adapt_config.json"
         if not config.exists():
             raise CrossoverError(f"{run}: not a `crossover adapt` run (no adapt_config.json)")
-        saved = json.loads(config.read_text())
+        saved = read_json(config, "task", "episode_length", "seed")
         task = args.task or saved["task"]
         if args.prior_only and args.variants:
             raise CrossoverError("--prior-only and --variants each choose the ways of acting: give one")

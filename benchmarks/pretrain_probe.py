@@ -18,14 +18,13 @@ Usage (from the repository root): python benchmarks/pretrain_probe.py [--from RU
 """
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import arg_parser, RESULTS, write_result, run_benchmark  # noqa: E402
+from common import arg_parser, RESULTS, write_result, read_json, run_benchmark  # noqa: E402
 
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.eval.run import evaluate_run  # noqa: E402
@@ -67,7 +66,7 @@ def main() -> None:
         if not work.exists():
             shutil.copytree(source, work)
         out = RESULTS / f"pretrain_probe_{name}.json"
-        rows = json.loads(out.read_text())["rows"] if out.exists() else []
+        rows = read_json(out, "rows")["rows"] if out.exists() else []
         for budget in budgets:
             if any(r["updates"] == budget for r in rows):
                 continue
@@ -95,8 +94,8 @@ def _budgets(text: str) -> list[int]:
 
 def _run_config(run: Path) -> dict:
     try:
-        return json.loads((run / "pretrain_config.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        return read_json(run / "pretrain_config.json", "data", "tasks", "steps")
+    except CrossoverError as e:
         raise CrossoverError(f"{run}: not a readable `crossover pretrain` run ({e})") from None
 
 

@@ -13,12 +13,11 @@ Two pieces side by side: run it twice with disjoint --tasks/--seeds and --thread
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import arg_parser, RESULTS, write_result, run_benchmark  # noqa: E402
+from common import arg_parser, RESULTS, write_result, read_json, run_benchmark  # noqa: E402
 
 from crossover.errors import CrossoverError  # noqa: E402
 from crossover.train.online import AdaptConfig, adapt  # noqa: E402
@@ -55,7 +54,7 @@ def main() -> None:
             r = adapt(cfg, Path(args.runs) / name, resume=True)
             write_result(f"scratch_learning/{name}", {"task": task, "seed": seed, "config": cfg.__dict__,
                                                       "curve": r.curve, "wall_s": r.wall_s, "cpu_s": r.cpu_s})
-    rows = [json.loads(f.read_text()) for f in sorted(pieces.glob("*.json"))]
+    rows = [read_json(f, "task", "seed", "curve", "wall_s") for f in sorted(pieces.glob("*.json"))]
     print(f"{'task':<26} {'seed':>4} " + " ".join(f"{'@' + format(s, ','):>8}" for s in range(0, args.steps + 1, args.eval_every))
           + f" {'wall min':>8} {'final':>6}")
     for r in rows:

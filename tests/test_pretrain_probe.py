@@ -28,14 +28,19 @@ def test_bad_probe_input_is_a_one_line_error(argv, expected, monkeypatch, benchm
 
 @pytest.mark.parametrize("argv, expected", [
     ([], "not a `crossover adapt` run (no adapt_config.json)"),
+    (["damaged"], "adapt_config.json: cannot be read as JSON"),
+    (["partial"], "adapt_config.json: expected a JSON object with 'task', 'episode_length', 'seed'"),
     (["--episodes", "0"], "--episodes must be at least 1 (got 0)"),
     (["--prior-only", "--variants"], "--prior-only and --variants each choose the ways of acting: give one"),
 ])
 def test_bad_planner_probe_input_is_a_one_line_error(argv, expected, monkeypatch, benchmark_script, tmp_path):
     run = tmp_path / "run"
-    if argv:  # an adaptation run's folder, so that the bad flag is what is wrong
+    if argv:  # an adaptation run's folder, so that the bad flag (or its damaged config) is what is wrong
         run.mkdir()
-        (run / "adapt_config.json").write_text(json.dumps({"task": "reach-v3"}))
+        config = {"damaged": "{trunc", "partial": '{"task": "reach-v3"}'}.get(argv[0])
+        (run / "adapt_config.json").write_text(config or json.dumps({"task": "reach-v3", "episode_length": 200,
+                                                                      "seed": 0}))
+        argv = argv[1:] if config else argv
     assert_one_line_error(benchmark_script("planner_probe"), [str(run), *argv], expected, monkeypatch)
 
 
