@@ -250,10 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except CrossoverError as e:
-        print(f"crossover {args.verb}: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a file where a folder is meant, a folder that cannot be written, a full disk, ...
+    # OSError: a file where a folder is meant, a folder that cannot be written, a full disk, ...
+    except (CrossoverError, OSError) as e:
         print(f"crossover {args.verb}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
