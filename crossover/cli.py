@@ -52,9 +52,13 @@ def _pretrain(args) -> int:
 def _adapt(args) -> int:
     from crossover.train.online import AdaptConfig, adapt
 
+    if args.init != "scratch" and (args.preset, args.seed_steps) != (None, None):
+        raise CrossoverError("--preset and --seed-steps are for --from scratch only: a pretrained run keeps its "
+                             "model's size and plans from its first step")
     cfg = AdaptConfig(task=args.task, init=args.init, steps=args.steps, demos=args.demos, eval_every=args.eval_every,
                       eval_episodes=args.eval_episodes, episode_length=args.episode_length, seed=args.seed,
-                      preset=args.preset, seed_steps=args.seed_steps, threads=args.threads)
+                      seed_steps=args.seed_steps, threads=args.threads,
+                      **({} if args.preset is None else {"preset": args.preset}))
     r = adapt(cfg, args.out, resume=args.resume)
     last = r.curve[-1]
     print(f"[adapt] {args.task}: success {last['success']:.0%} after {r.env_steps:,} env steps and {r.demos} demos, "
@@ -191,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eval-every", type=int, default=2_000, help="evaluate every this many env steps")
     s.add_argument("--eval-episodes", type=_at_least(1), default=10, help="episodes per evaluation (fixed seeds)")
     s.add_argument("--episode-length", type=_at_least(1), default=200, help="steps per episode (default 200)")
-    s.add_argument("--preset", default="1m", choices=["1m", "5m"], help="world-model size for --from scratch")
+    s.add_argument("--preset", choices=["1m", "5m"], help="world-model size, --from scratch only (default 1m)")
     s.add_argument("--seed-steps", type=int, default=None,
                    help="seed-phase steps before planning (random actions, or the prior cloned from --demos), "
                    "--from scratch only (default: max(1000, 5 episodes))")
@@ -255,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crossover {args.verb}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"crossover {args.verb}: interrupted; rerun the same command to resume", file=sys.stderr)
+        again = " with --resume" if getattr(args, "resume", None) is False else ""
+        print(f"crossover {args.verb}: interrupted; rerun the same command{again} to resume", file=sys.stderr)
         return 130
 
 

@@ -1,6 +1,7 @@
 """Collecting real Meta-World episodes: experts succeed, seeds reproduce, and a killed run resumes exactly."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -161,3 +162,15 @@ def test_reopening_a_dataset_rebuilds_metadata_a_killed_writer_left_behind(tmp_p
 def test_resume_with_other_seed_is_refused(small_dataset):
     with pytest.raises(CrossoverError, match="seed 0"):
         collect(resolve_tasks("reach-v3"), 1, small_dataset, seed=5, episode_length=100, progress=lambda _: None)
+
+
+def test_adding_to_a_damaged_dataset_is_refused(small_dataset, tmp_path):
+    # Its slots count as written, so collecting again would add nothing and say all was well.
+    copy = tmp_path / "small"
+    shutil.copytree(small_dataset, copy)
+    damaged = sorted(copy.glob("data/chunk-*/*.parquet"))[0]
+    damaged.write_bytes(b"")
+    with pytest.raises(CrossoverError, match=rf"{re.escape(str(damaged))}: checksum mismatch.*crossover inspect"):
+        collect(resolve_tasks("reach-v3,drawer-close-v3"), 4, copy, mix="expert:0.5,random:0.5", episode_length=100,
+                progress=lambda _: None)
+    assert damaged.stat().st_size == 0  # refused before anything in it was touched

@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from crossover import cli
 from crossover.cli import main
 from crossover.errors import CrossoverError
 from crossover.train.checkpoint import load_checkpoint, save_checkpoint
@@ -77,8 +78,6 @@ def test_checkpoint_round_trip(pretrained, tmp_path):
 
 
 def test_damaged_checkpoint_is_named(pretrained, tmp_path):
-    import shutil
-
     shutil.copytree(pretrained / "checkpoint", tmp_path / "ck")
     (tmp_path / "ck/model.safetensors").write_bytes(b"garbage")
     with pytest.raises(CrossoverError, match="model.safetensors"):
@@ -86,6 +85,27 @@ def test_damaged_checkpoint_is_named(pretrained, tmp_path):
     (tmp_path / "ck/config.json").unlink()
     with pytest.raises(CrossoverError, match="config.json"):
         load_checkpoint(tmp_path / "ck")
+
+
+@pytest.mark.parametrize("file, edit, named", [
+    ("config.json", lambda c: c["model"].update(latent_dim="big"),
+     "WorldModelConfig: field 'latent_dim' must be int, got 'big'"),
+    ("config.json", lambda c: c["agent"].update(discount=2), "AgentConfig.discount must be in (0, 1], got 2"),
+    ("config.json", lambda c: c["agent"].update(lr=None), "AgentConfig: field 'lr' must be float, got None"),
+    ("config.json", lambda c: c["agent"].update(speed=1), "unknown AgentConfig fields ['speed']"),
+    ("config.json", lambda c: c.pop("seed"), "missing field 'seed'"),
+    ("state.json", lambda s: s.update(updates="60"), "field 'updates' must be int, got '60'"),
+    ("state.json", lambda s: s.update(wall_s=True), "field 'wall_s' must be float, got True"),
+])
+def test_a_checkpoint_json_of_wrong_types_is_named(pretrained, tmp_path, file, edit, named):
+    # Hand-edited or from another version: refused by file and field, not met as a TypeError inside the run.
+    shutil.copytree(pretrained / "checkpoint", tmp_path / "ck")
+    held = json.loads((tmp_path / "ck" / file).read_text())
+    edit(held)
+    (tmp_path / "ck" / file).write_text(json.dumps(held))
+    with pytest.raises(CrossoverError) as e:
+        load_checkpoint(tmp_path / "ck")
+    assert str(e.value).startswith(str(tmp_path / "ck" / file)) and named in str(e.value)
 
 
 TINY = ["--task", "reach-v3", "--steps", "90", "--eval-every", "30", "--eval-episodes", "1",
@@ -229,6 +249,10 @@ def test_adapt_refuses_to_overwrite_and_checks_resume_settings(tmp_path):
         adapt(AdaptConfig("reach-v3", steps=0, eval_episodes=1, episode_length=10), out, **QUIET)
     with pytest.raises(CrossoverError, match="steps"):
         adapt(AdaptConfig("reach-v3", steps=30, eval_episodes=1, episode_length=10), out, resume=True, **QUIET)
+    said = []
+    adapt(AdaptConfig("reach-v3", steps=0, eval_episodes=1, episode_length=10), tmp_path / "new", resume=True,
+          progress=said.append)
+    assert f"{tmp_path / 'new'}: no run there to resume; starting a new one" in said
 
 
 def test_fine_tune_adds_the_new_task_with_demos(pretrained, tmp_path, capsys):
@@ -341,6 +365,26 @@ def test_bad_adapt_input_is_one_line(capsys, tmp_path):
                  str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert "demos need episodes of at least 3 steps" in err and len(err.strip().splitlines()) == 1
+    for flag in (["--preset", "1m"], ["--seed-steps", "10"]):  # they would be ignored: a pretrained run has its own
+        assert main(["adapt", "--task", "reach-v3", "--from", "runs/p", *flag, "--out", str(tmp_path / "d")]) == 2
+        err = capsys.readouterr().err
+        assert "--preset and --seed-steps are for --from scratch only" in err and len(err.strip().splitlines()) == 1
+    assert main(["adapt", "--task", "MT10", "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert "'MT10' is a split of 10 tasks, not one task" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(CrossoverError, match="eval_episodes must be >= 1"):  # the library, not only the CLI
+        AdaptConfig("reach-v3", eval_episodes=0)
+
+
+def test_an_interrupted_run_says_how_to_resume(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_pretrain", interrupted)
+    assert main(["pretrain", "--data", "d", "--out", "p"]) == 130
+    assert "interrupted; rerun the same command with --resume to resume" in capsys.readouterr().err
+    assert main(["pretrain", "--data", "d", "--out", "p", "--resume"]) == 130
+    assert "interrupted; rerun the same command to resume" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [
@@ -386,3 +430,23 @@ def test_evaluate_measures_zero_shot_on_a_new_task_from_a_pretrain_run_only(pret
     assert main(["evaluate", str(tmp_path / "a"), "--task", "push-v3", "--episodes", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "not trained on 'push-v3'" in err and "crossover pretrain" in err
+
+
+def test_evaluate_run_refuses_empty_evaluations():
+    from crossover.eval.run import evaluate_run
+
+    for episodes, length in ((0, 200), (1, 0)):  # the library, not only the CLI: "0 % success" would be no answer
+        with pytest.raises(CrossoverError, match="at least 1"):
+            evaluate_run("no-run", "reach-v3", episodes, episode_length=length)
+
+
+def test_zero_shot_evaluation_plans_with_the_discount_adapt_starts_with(pretrained, tmp_path, monkeypatch):
+    from crossover.agent.agent import discount_from_episode_length
+    from crossover.eval import run as eval_run
+
+    seen = []
+    monkeypatch.setattr(eval_run, "evaluate", lambda agent, *args, **kwargs: seen.append(agent.discount))
+    eval_run.evaluate_run(pretrained, "push-v3", 1, episode_length=20, progress=lambda _: None)
+    agent, _ = new_agent(AdaptConfig("push-v3", init=str(pretrained), episode_length=20))
+    assert seen == [agent.discount] == [discount_from_episode_length(20)]
+    assert agent.discount != Agent.from_config(json.loads((pretrained / "checkpoint/config.json").read_text())).discount

@@ -179,6 +179,11 @@ class EpisodeWriter:
                 if ds.features[name]["shape"] != self.features[name]["shape"]:
                     raise CrossoverError(f"{ds.root / 'meta/info.json'}: {name} has shape {ds.features[name]['shape']}, "
                                          f"this run writes {self.features[name]['shape']}; use another --out")
+            problems = ds.verify()  # the slots of damaged files count as written: adding to them would hide that
+            if problems:
+                more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+                raise CrossoverError(f"{problems[0]}{more}; this dataset cannot be added to: `crossover inspect "
+                                     f"{self.root}` lists what is damaged; collect into another --out")
             self.rows = ds.episodes
             # The tasks of the committed rows, in the order they were first written (their task_index): a
             # tasks.parquet written ahead of rows that were never committed names tasks that have none (at its

@@ -14,15 +14,17 @@ def evaluate_run(run: str | Path, task: str, episodes: int, episode_length: int 
     the task is added as `crossover adapt` would start it (embedding: the mean of the source tasks'), so this
     measures zero-shot success, with the planner or (prior_only) the policy prior alone."""
     from crossover.train.checkpoint import load_checkpoint
-    from crossover.train.online import trust_std
+    from crossover.train.online import trust_std, use_target_discount
     from crossover.train.pretrain import load_pretrained
 
-    if episodes < 1:
-        raise CrossoverError(f"--episodes must be at least 1 (got {episodes})")
+    if episodes < 1 or episode_length < 1:
+        raise CrossoverError(f"--episodes and --episode-length must be at least 1 (got {episodes} and "
+                             f"{episode_length})")
     spec = get_task(task)
     run = Path(run)
     if (run / "pretrain_config.json").exists():
         agent, info = load_pretrained(run, task, seed=0)
+        use_target_discount(agent, episode_length)  # as `adapt` starts from it
         tasks = info["tasks"]
         if not info["seen_in_pretraining"]:
             progress(f"[evaluate] {task} is new to {run}: zero-shot, its embedding is the {info['embedding_from']}")

@@ -26,7 +26,11 @@ def split_names() -> list[str]:
 
 
 def get_task(name: str) -> TaskSpec:
-    tasks, _ = _catalogue()
+    """The one task called `name`; a split name is refused with the tasks it holds, since the caller wants one."""
+    tasks, splits = _catalogue()
+    if name in splits:
+        raise CrossoverError(f"{name!r} is a split of {len(splits[name])} tasks, not one task; give one of them, "
+                             f"e.g. {splits[name][0]!r} (`crossover tasks --split {name}` lists them)")
     if name not in tasks:
         raise CrossoverError(_unknown(name))
     return tasks[name]

@@ -19,6 +19,7 @@ from safetensors.torch import load_file as load_torch, save_file as save_torch
 
 from crossover.agent.agent import Agent
 from crossover.atomic import fsync_file, write_json_atomic
+from crossover.dictconfig import ConfigError, field_problem
 from crossover.errors import CheckpointError, CrossoverError
 
 MODEL_FILE = "model.safetensors"  # agent weights, optimiser moments, generator state
@@ -60,13 +61,30 @@ def load_checkpoint(path: str | Path) -> tuple[Agent, dict, dict[str, np.ndarray
         state = json.loads((path / STATE_FILE).read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(path, f"damaged JSON in {CONFIG_FILE} or {STATE_FILE} ({e.msg})")
+    _check_fields(path / CONFIG_FILE, config, {"model": dict, "agent": dict, "seed": int}, required=True)
+    _check_fields(path / STATE_FILE, state, STATE_FIELDS)
     tensors = _load(path / MODEL_FILE, load_torch)
     buffer = _load(path / BUFFER_FILE, load_numpy) if (path / BUFFER_FILE).exists() else None
     try:
         agent = Agent.from_config(config, tensors)
+    except ConfigError as e:
+        raise CheckpointError(path / CONFIG_FILE, str(e))
     except (KeyError, ValueError, RuntimeError) as e:
         raise CheckpointError(path / MODEL_FILE, f"does not match {path / CONFIG_FILE} ({str(e).splitlines()[0]})")
     return agent, state, buffer
+
+
+# The loop counters of state.json, by type where a run has them (which ones depends on the kind of run).
+STATE_FIELDS = {name: int for name in ("env_steps", "updates", "episodes", "next_eval", "task_index", "capacity")}
+STATE_FIELDS.update(wall_s=float, cpu_s=float, tasks=list, curve=list)
+
+
+def _check_fields(file: Path, held: Any, types: dict[str, type], required: bool = False) -> None:
+    """Refuse, by file and field, a checkpoint's JSON whose fields are not of `types` (hand-edited, or damaged),
+    rather than meet it as a TypeError somewhere in a run."""
+    problem = field_problem(held, types, required)
+    if problem:
+        raise CheckpointError(file, problem)
 
 
 def _existing(path: Path) -> Path:
@@ -119,7 +137,8 @@ def prepare_run(run: Path, config_file: str, config: dict, resume: bool, progres
     a setting in `same` may change when same[name](saved value, new value) says both name the same thing (an
     adaptation's `init`: the folder of the very weights it started from, wherever that folder now lies). The
     config file is rewritten to the new values. A folder holding a run is never overwritten unless --resume was
-    asked for and the run died before its first checkpoint, in which case it starts over.
+    asked for and the run died before its first checkpoint, in which case it starts over; --resume where there is
+    no run yet starts one, and says so.
     """
     if resume and has_checkpoint(run):
         try:
@@ -146,6 +165,8 @@ def prepare_run(run: Path, config_file: str, config: dict, resume: bool, progres
             raise CrossoverError(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
         progress(f"{run}: killed before its first checkpoint; starting over")
         shutil.rmtree(run)
+    elif resume:
+        progress(f"{run}: no run there to resume; starting a new one")
     return False
 
 

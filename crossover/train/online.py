@@ -120,11 +120,11 @@ class AdaptConfig:
     threads: int = 2  # torch threads
 
     def __post_init__(self) -> None:
-        for name in ("steps", "demos", "eval_episodes", "seed_steps"):
+        for name in ("steps", "demos", "seed_steps"):
             v = getattr(self, name)
             if v is not None and v < 0:
                 raise CrossoverError(f"{name} must be >= 0 (got {v})")
-        for name in ("eval_every", "episode_length", "update_every", "threads"):
+        for name in ("eval_every", "eval_episodes", "episode_length", "update_every", "threads"):
             if getattr(self, name) < 1:
                 raise CrossoverError(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.demos and self.episode_length < AgentConfig.horizon:
@@ -183,8 +183,15 @@ def new_agent(cfg: AdaptConfig) -> tuple[Agent, dict]:
     # offline over-estimation is a pretraining choice, and is dropped here as scratch never has it; the discount
     # follows the target's episode length, as scratch's does, whatever length the source episodes had.
     agent.cfg.bc_coef = agent_cfg.bc_coef
-    agent.cfg.episode_length, agent.cfg.discount = agent_cfg.episode_length, agent_cfg.discount
+    use_target_discount(agent, cfg.episode_length)
     return agent, info
+
+
+def use_target_discount(agent: Agent, episode_length: int) -> None:
+    """Give a pretrained agent the discount of the target's `episode_length`, the one a scratch agent derives from
+    it (TD-MPC2's rule), whatever length the source episodes had."""
+    fresh = AgentConfig(episode_length=episode_length)
+    agent.cfg.episode_length, agent.cfg.discount = fresh.episode_length, fresh.discount
 
 
 def add_demos(cfg: AdaptConfig, buffer: TrajectoryBuffer, horizon: int) -> None:
