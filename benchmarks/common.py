@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from crossover.atomic import write_atomic
+from crossover.dictconfig import field_problem
 from crossover.errors import CrossoverError
 from crossover.version import CODE_VERSION, machine  # noqa: F401 (the benchmarks import CODE_VERSION from here)
 
@@ -30,16 +31,16 @@ def write_result(name: str, result: dict, path: Path | None = None) -> Path:
     return path
 
 
-def read_json(path: Path, *fields: str) -> dict:
-    """The JSON object in `path` (a benchmark's own results, or a run's saved config), holding `fields`; anything
-    else is a CrossoverError naming the file."""
+def read_json(path: Path, **fields: type) -> dict:
+    """The JSON object in `path` (a benchmark's own results, or a run's saved config), holding `fields` of the
+    given types (name=type; float takes any number); anything else is a CrossoverError naming the file."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:  # unreadable, not UTF-8, or not JSON
         raise CrossoverError(f"{path}: cannot be read as JSON ({e})") from None
-    missing = [f for f in fields if f not in data] if isinstance(data, dict) else list(fields)
-    if not isinstance(data, dict) or missing:
-        raise CrossoverError(f"{path}: expected a JSON object with {', '.join(repr(f) for f in fields)}")
+    problem = field_problem(data, fields)
+    if problem:
+        raise CrossoverError(f"{path}: {problem}")
     return data
 
 

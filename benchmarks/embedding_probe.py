@@ -65,7 +65,7 @@ def run(source: Path, targets: list[str], sources: list[str], episodes: int, epi
     path = RESULTS / f"{name}.json"
     rows = []
     if path.exists():
-        kept = read_json(path, "episode_length", "rows")
+        kept = read_json(path, episode_length=int, rows=list)
         if kept["episode_length"] != episode_length:
             raise CrossoverError(f"{path} holds rows at episode length {kept['episode_length']}; pass "
                                  f"--episode-length {kept['episode_length']} or move the file aside")

@@ -135,13 +135,13 @@ def main() -> None:
         config = run / "adapt_config.json"
         if not config.exists():
             raise CrossoverError(f"{run}: not a `crossover adapt` run (no adapt_config.json)")
-        saved = read_json(config, "task", "episode_length", "seed")
+        saved = read_json(config, task=str, episode_length=int, seed=int, threads=int)
         task = args.task or saved["task"]
         if args.prior_only and args.variants:
             raise CrossoverError("--prior-only and --variants each choose the ways of acting: give one")
         if args.episodes < 1:
             raise CrossoverError(f"--episodes must be at least 1 (got {args.episodes})")
-        torch.set_num_threads(saved.get("threads", 2))
+        torch.set_num_threads(saved["threads"])
         agent, state, _ = load_checkpoint(run / "checkpoint")
         if task not in state["tasks"]:
             raise CrossoverError(f"{run}: the agent was not trained on {task!r}")

@@ -66,7 +66,7 @@ def main() -> None:
         if not work.exists():
             shutil.copytree(source, work)
         out = RESULTS / f"pretrain_probe_{name}.json"
-        rows = read_json(out, "rows")["rows"] if out.exists() else []
+        rows = read_json(out, rows=list)["rows"] if out.exists() else []
         for budget in budgets:
             if any(r["updates"] == budget for r in rows):
                 continue
@@ -94,7 +94,7 @@ def _budgets(text: str) -> list[int]:
 
 def _run_config(run: Path) -> dict:
     try:
-        return read_json(run / "pretrain_config.json", "data", "tasks", "steps")
+        return read_json(run / "pretrain_config.json", data=list, tasks=str | None, steps=int)
     except CrossoverError as e:
         raise CrossoverError(f"{run}: not a readable `crossover pretrain` run ({e})") from None
 

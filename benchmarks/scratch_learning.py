@@ -54,7 +54,7 @@ def main() -> None:
             r = adapt(cfg, Path(args.runs) / name, resume=True)
             write_result(f"scratch_learning/{name}", {"task": task, "seed": seed, "config": cfg.__dict__,
                                                       "curve": r.curve, "wall_s": r.wall_s, "cpu_s": r.cpu_s})
-    rows = [read_json(f, "task", "seed", "curve", "wall_s") for f in sorted(pieces.glob("*.json"))]
+    rows = [read_json(f, task=str, seed=int, curve=list, wall_s=float) for f in sorted(pieces.glob("*.json"))]
     print(f"{'task':<26} {'seed':>4} " + " ".join(f"{'@' + format(s, ','):>8}" for s in range(0, args.steps + 1, args.eval_every))
           + f" {'wall min':>8} {'final':>6}")
     for r in rows:

@@ -26,10 +26,18 @@ def test_bad_probe_input_is_a_one_line_error(argv, expected, monkeypatch, benchm
     assert_one_line_error(benchmark_script("pretrain_probe"), argv, expected, monkeypatch)
 
 
+def test_a_pretrain_run_config_of_wrong_types_is_a_one_line_error(monkeypatch, benchmark_script, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run/pretrain_config.json").write_text(json.dumps({"data": ["d"], "tasks": None, "steps": "x"}))
+    assert_one_line_error(benchmark_script("pretrain_probe"), ["--from", str(tmp_path / "run")],
+                          "pretrain_config.json: field 'steps' must be int, got 'x'", monkeypatch)
+
+
 @pytest.mark.parametrize("argv, expected", [
     ([], "not a `crossover adapt` run (no adapt_config.json)"),
     (["damaged"], "adapt_config.json: cannot be read as JSON"),
-    (["partial"], "adapt_config.json: expected a JSON object with 'task', 'episode_length', 'seed'"),
+    (["partial"], "adapt_config.json: missing field 'episode_length'"),
+    (["typed"], "adapt_config.json: field 'threads' must be int, got 'two'"),
     (["--episodes", "0"], "--episodes must be at least 1 (got 0)"),
     (["--prior-only", "--variants"], "--prior-only and --variants each choose the ways of acting: give one"),
 ])
@@ -37,9 +45,10 @@ def test_bad_planner_probe_input_is_a_one_line_error(argv, expected, monkeypatch
     run = tmp_path / "run"
     if argv:  # an adaptation run's folder, so that the bad flag (or its damaged config) is what is wrong
         run.mkdir()
-        config = {"damaged": "{trunc", "partial": '{"task": "reach-v3"}'}.get(argv[0])
-        (run / "adapt_config.json").write_text(config or json.dumps({"task": "reach-v3", "episode_length": 200,
-                                                                      "seed": 0}))
+        good = {"task": "reach-v3", "episode_length": 200, "seed": 0, "threads": 1}
+        config = {"damaged": "{trunc", "partial": '{"task": "reach-v3"}',
+                  "typed": json.dumps({**good, "threads": "two"})}.get(argv[0])
+        (run / "adapt_config.json").write_text(config or json.dumps(good))
         argv = argv[1:] if config else argv
     assert_one_line_error(benchmark_script("planner_probe"), [str(run), *argv], expected, monkeypatch)
 
