@@ -27,8 +27,8 @@ filled in afterwards from the JSON's history: the top-level "machine" of the fir
 the run, written by the process that had just finished it ("source" in its machine names that commit). The KPI
 table (crossover.study.provenance, as in `crossover report`) warns if the runs of one scale started from different
 models, the runs with demos used different demo methods, or runs compared with one another (one target, demos and
-seed) were trained by different learning code or finished on different CPUs, and notes how many runs finished on
-each CPU when there is more than one. The JSON is rewritten from whatever runs are finished after each run this
+seed) were trained by different learning code or ran on different CPUs, and notes how many runs ran on each
+CPU when there is more than one. The JSON is rewritten from whatever runs are finished after each run this
 process finishes (so a session that stops without warning loses only the runs in progress) and at the end;
 `--max-runs 0` starts no run: it restores, then rewrites report.html and the JSON (if any run is finished).
 `--config` runs another study the same way (e.g. configs/reach_pilot.yaml; its JSON is

@@ -344,7 +344,7 @@ def test_benchmark_json_holds_the_kpis_and_each_runs_provenance(study_dir, monke
 
 
 def test_unlike_runs_are_named_in_the_report(study_dir, tmp_path):
-    # Runs compared with one another trained by different learning code or finished on different CPUs, runs of one
+    # Runs compared with one another trained by different learning code or ran on different CPUs, runs of one
     # scale started from different weights: the provenance each result.json keeps says so (a run that recorded
     # nothing is not checked on it).
     copy = tmp_path / "copy"
@@ -362,12 +362,12 @@ def test_unlike_runs_are_named_in_the_report(study_dir, tmp_path):
     (warning,) = provenance_warnings(records, provenance)
     assert pre in warning and scratch in warning and "different learning code" in warning
     del provenance[scratch]["machine"]
-    assert machines_note(records, provenance) == f"the runs finished on more than one CPU: {machine()['cpu']} (1), " \
+    assert machines_note(records, provenance) == f"the runs ran on more than one CPU: {machine()['cpu']} (1), " \
         "not recorded (1)"
     assert len(provenance_warnings(records, provenance)) == 1
     provenance[scratch]["machine"] = {"cpu": "Another CPU"}
     _, cpus = provenance_warnings(records, provenance)
-    assert pre in cpus and scratch in cpus and "finished on different CPUs" in cpus
+    assert pre in cpus and scratch in cpus and "ran on different CPUs" in cpus
     both = dict(provenance[pre], pretrained_weights_sha256="0" * 64)
     assert "started from 2 different pretrained models" in provenance_warnings(
         [pre_record, dataclasses.replace(pre_record, run_id="other")], {pre: provenance[pre], "other": both})[0]
@@ -375,8 +375,8 @@ def test_unlike_runs_are_named_in_the_report(study_dir, tmp_path):
     result = copy / "runs" / scratch / "result.json"
     result.write_text(json.dumps(dict(json.loads(result.read_text()), provenance=provenance[scratch])))
     path, text = report_study(copy)
-    assert "Warning: " + cpus in text and "finished on different CPUs" in path.read_text()
-    assert f"The runs finished on more than one CPU: {machine()['cpu']} (1), Another CPU (1)" in text
+    assert "Warning: " + cpus in text and "ran on different CPUs" in path.read_text()
+    assert f"The runs ran on more than one CPU: {machine()['cpu']} (1), Another CPU (1)" in text
 
 
 @pytest.mark.parametrize("value, bound, verdict", [
@@ -493,3 +493,17 @@ def test_bad_study_configs_are_one_line_errors(tmp_path, capsys):
 def test_shipped_study_configs_load(path):
     cfg = load_study_config(str(path))
     assert cfg.target_names and not set(cfg.target_names) & set(cfg.source_names)
+
+
+def test_a_run_resumed_on_another_cpu_is_counted_as_both(study_dir):
+    records = load_run_records(study_dir)
+    provenance = load_provenance(study_dir, records)
+    pre, scratch = (next(r.run_id for r in records if r.arm == arm) for arm in ("pretrained", "scratch"))
+    cpu, (first,) = machine()["cpu"], provenance[pre]["code"]
+    assert (first["cpu"], first["from_env_step"], first["from_cpu_s"]) == (cpu, 0, 0.0)
+    # Its first stretch on another CPU, the rest here: the stretches say so, and the note counts it apart.
+    resumed = dict(provenance[scratch], code=[dict(first, cpu="Another CPU"), dict(first, from_env_step=40)])
+    note = machines_note(records, {pre: provenance[pre], scratch: resumed})
+    assert note.startswith("the runs ran on more than one CPU: ") and f"Another CPU + {cpu} (1)" in note
+    assert f"{cpu} (1)" in note.replace(f"Another CPU + {cpu} (1)", "")
+    assert "ran on different CPUs" in provenance_warnings(records, {pre: provenance[pre], scratch: resumed})[0]

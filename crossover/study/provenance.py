@@ -2,8 +2,9 @@
 
 A run's result.json keeps its "provenance" (study/run.py writes it; the KPIs never read it): the code version that
 made it, the SHA-256 of the pretrained weights it started from, its demo method (with demos), the learning code
-that trained each stretch of it ("code", from 2026-11-27) and the machine it finished on ("machine", from
-2026-11-28). A run made before a field existed lacks it and is not checked on it."""
+that trained each stretch of it ("code", from 2026-11-27; with the stretch's CPU from session 24, 2026-11-28) and
+the machine it finished on ("machine", from 2026-11-28). A run made before a field existed lacks it and is not
+checked on it."""
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ def provenance_warnings(records: Iterable[RunRecord], provenance: Mapping[str, d
     models; the runs with demos used different demo methods (a resumed run refuses another one, but a folder may
     hold runs restored from elsewhere); or runs compared with one another (one target, demos and seed, each arm)
     were trained by different learning code (crossover.version.LEARNING_CODE: the change may be unfair or may only
-    have moved code around, and `git diff` of their code versions tells which) or finished on different CPUs (CPU
+    have moved code around, and `git diff` of their code versions tells which) or ran on different CPUs (CPU
     and wall-clock seconds on one CPU model are not like for like with another's, so their costs and N* are not)."""
     records = list(records)
     lines = []
@@ -48,7 +49,7 @@ def provenance_warnings(records: Iterable[RunRecord], provenance: Mapping[str, d
     checks = {
         "were trained by different learning code; `git diff` their code versions (see each run's 'provenance') to "
         "see whether it matters": lambda p: frozenset(s["learning_code"] for s in p.get("code") or ()),
-        "finished on different CPUs (see each run's 'provenance'): their costs in CPU and wall-clock seconds are not "
+        "ran on different CPUs (see each run's 'provenance'): their costs in CPU and wall-clock seconds are not "
         "like for like": _cpu,
     }
     for what, of in checks.items():
@@ -63,14 +64,18 @@ def provenance_warnings(records: Iterable[RunRecord], provenance: Mapping[str, d
 
 
 def machines_note(records: Iterable[RunRecord], provenance: Mapping[str, dict]) -> str | None:
-    """Which CPUs the runs finished on, with how many runs each, if more than one (None otherwise): the KPIs pool
-    the costs of every seed, so their spread then holds the difference between machines too."""
+    """Which CPUs the runs ran on ("A + B" for a run resumed on another), with how many runs each, if more than
+    one (None otherwise): the KPIs pool the costs of every seed, so their spread then holds the difference between
+    machines too."""
     counts = Counter(_cpu(provenance[r.run_id]) or "not recorded" for r in records)
     if len(counts) < 2:
         return None
-    return "the runs finished on more than one CPU: " + ", ".join(f"{cpu} ({n})" for cpu, n in counts.most_common())
+    return "the runs ran on more than one CPU: " + ", ".join(f"{cpu} ({n})" for cpu, n in counts.most_common())
 
 
 def _cpu(run_provenance: Mapping) -> str | None:
-    """The CPU model a run's provenance says it finished on; None if it recorded no machine."""
-    return (run_provenance.get("machine") or {}).get("cpu")
+    """The CPU model(s) a run's provenance says it trained on: those of its stretches ("code", where they record
+    one) and the one it finished on, joined by " + " in the order met; None if it recorded none."""
+    stretches = [s.get("cpu") for s in run_provenance.get("code") or ()]
+    cpus = dict.fromkeys(c for c in [*stretches, (run_provenance.get("machine") or {}).get("cpu")] if c)
+    return " + ".join(cpus) or None

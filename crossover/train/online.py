@@ -30,7 +30,7 @@ from crossover.train.checkpoint import (BUFFER_FILE, generator_state, load_check
                                        weights_sha256)
 from crossover.train.metrics import MetricsLogger
 from crossover.train.warmup import warm_up
-from crossover.version import CODE_VERSION, LEARNING_CODE
+from crossover.version import CODE_VERSION, LEARNING_CODE, machine
 
 # Besides every evaluation, a checkpoint at the first episode end after this many wall seconds, so a killed run
 # loses at most a few minutes whatever its evaluation period (or, killed before its first evaluation ends, the
@@ -158,9 +158,10 @@ class AdaptResult:
     eval_cpu_s: float | None
     init_weights_sha256: str | None = None  # the pretrained weights the run started from (None: scratch, or a run
     #                                         begun before its checkpoint recorded them, 2026-11-26)
-    code: list[dict] | None = None  # code_version, learning_code (crossover.version) and from_env_step of each
-    #                                 stretch of the run that one checkout trained (runs begun before 2026-11-27
-    #                                 have none for their first stretches)
+    code: list[dict] | None = None  # code_version, learning_code (crossover.version), cpu, from_env_step and
+    #                                 from_cpu_s of each stretch of the run that one checkout trained on one CPU
+    #                                 model (runs begun before 2026-11-27 have none for their first stretches;
+    #                                 stretches begun by older code record no cpu or from_cpu_s)
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -312,10 +313,12 @@ def adapt(cfg: AdaptConfig, out: str | Path, resume: bool = False, progress=prin
         if cfg.demos:
             state["demo_method"] = DEMO_METHOD
         demo_prior = None  # (made by phase 1 below)
-    # Which code trains the run from here on: a run resumed by a later checkout gets a segment of its own.
-    code = {"code_version": CODE_VERSION, "learning_code": LEARNING_CODE}
-    if not state.get("code") or {k: state["code"][-1][k] for k in code} != code:
-        state.setdefault("code", []).append({**code, "from_env_step": state["env_steps"]})
+    # Which code, on which CPU, trains the run from here on: a run resumed by a later checkout or on another machine
+    # gets a stretch of its own, which starts at the run's env step and CPU seconds so far.
+    code = {"code_version": CODE_VERSION, "learning_code": LEARNING_CODE, "cpu": machine()["cpu"]}
+    last = state["code"][-1] if state.get("code") else {}
+    if {k: last.get(k) for k in code} != code:
+        state.setdefault("code", []).append({**code, "from_env_step": state["env_steps"], "from_cpu_s": state["cpu_s"]})
     warm_up(agent.model_cfg, agent.cfg)  # before the clocks start: a one-time cost of the process, not of this run
     logger = MetricsLogger(out, resume_step=state["env_steps"] if resume else None)
     env = make_env(spec, cfg.episode_length)
