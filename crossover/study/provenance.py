@@ -2,9 +2,9 @@
 
 A run's result.json keeps its "provenance" (study/run.py writes it; the KPIs never read it): the code version that
 made it, the SHA-256 of the pretrained weights it started from, its demo method (with demos), the learning code
-that trained each stretch of it ("code", from 2026-11-27; with the stretch's CPU from session 24, 2026-11-28) and
-the machine it finished on ("machine", from 2026-11-28). A run made before a field existed lacks it and is not
-checked on it."""
+that trained each stretch of it ("code", from 2026-11-27; with each stretch's CPU since commit 79fb7b6) and the
+machine it finished on ("machine", from 2026-11-28). A run made before a field existed lacks it and is not checked
+on it."""
 from __future__ import annotations
 
 import json
