@@ -44,15 +44,16 @@ def field_problem(held: Any, fields: dict[str, Any], required: bool = True) -> s
         if name not in held:
             if required:
                 return f"missing field {name!r}"
-        elif not _is_a(held[name], kind):
+        elif not fits_type(held[name], kind):
             return f"field {name!r} must be {_type_name(kind)}, got {held[name]!r}"
     return None
 
 
-def _is_a(value: Any, hint: Any) -> bool:
-    """Whether a JSON value fits a field annotated `hint` (int, float, str, bool, or a union of them with None)."""
+def fits_type(value: Any, hint: Any) -> bool:
+    """Whether a JSON or YAML value fits a field annotated `hint` (int, float, str, bool, list, dict, or a union of
+    them with None): a bool is no int or float, and an int is a float."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return any(_is_a(value, h) for h in typing.get_args(hint))
+        return any(fits_type(value, h) for h in typing.get_args(hint))
     if hint is type(None):
         return value is None
     if hint is float:  # JSON writes 2.0 as 2.0, but a hand-edited file may say 2

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from crossover.dictconfig import fits_type
 from crossover.errors import CrossoverError
 from crossover.tasks import resolve_tasks
 from crossover.agent.agent import BC_COEF
@@ -56,7 +57,7 @@ class StudyConfig:
         except TypeError as e:
             raise CrossoverError(f"scales: each needs source_tasks and episodes_per_task ({e})") from None
         for s in self.scales:
-            if not (_is_int(s.source_tasks) and _is_int(s.episodes_per_task)):
+            if not (fits_type(s.source_tasks, int) and fits_type(s.episodes_per_task, int)):
                 raise CrossoverError(f"scale {s.label}: source_tasks and episodes_per_task must be integers")
         if self.preset not in MODEL_PRESETS:
             raise CrossoverError(f"preset: {self.preset!r} is not a world-model size; choose one of "
@@ -65,7 +66,7 @@ class StudyConfig:
             parse_mix(self.collect_mix)
         except CrossoverError as e:
             raise CrossoverError(f"collect_mix: {e}") from None
-        if self.seed_steps is not None and not (_is_int(self.seed_steps) and self.seed_steps >= 0):
+        if self.seed_steps is not None and not (fits_type(self.seed_steps, int) and self.seed_steps >= 0):
             raise CrossoverError(f"seed_steps must be an integer >= 0 or null, got {self.seed_steps!r}")
         src = [t.name for t in resolve_tasks(self.sources)]
         tgt = [t.name for t in resolve_tasks(self.targets)]
@@ -85,7 +86,7 @@ class StudyConfig:
         _check_int_list("demos", self.demos, minimum=0)
         for name in ("episode_length", "eval_every", "eval_episodes", "pretrain_steps", "threads", "collect_workers"):
             value = getattr(self, name)
-            if not _is_int(value) or value < 1:
+            if not fits_type(value, int) or value < 1:
                 raise CrossoverError(f"{name} must be an integer >= 1, got {value!r}")
         # Success at a budget is read from the evaluation there, so every budget must be an evaluation point:
         # evaluations fall at multiples of eval_every, at the end of an episode.
@@ -96,11 +97,9 @@ class StudyConfig:
         if off_grid:
             raise CrossoverError(f"budgets {off_grid} are not multiples of eval_every ({self.eval_every}); success "
                                  f"at a budget is measured by the evaluation there")
-        if isinstance(self.pretrain_bc_coef, bool) or not isinstance(self.pretrain_bc_coef, (int, float)) \
-                or not 0 <= self.pretrain_bc_coef < math.inf:
+        if not fits_type(self.pretrain_bc_coef, float) or not 0 <= self.pretrain_bc_coef < math.inf:
             raise CrossoverError(f"pretrain_bc_coef must be a finite number >= 0, got {self.pretrain_bc_coef!r}")
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
-                or not 0 < self.threshold <= 1:
+        if not fits_type(self.threshold, float) or not 0 < self.threshold <= 1:
             raise CrossoverError(f"threshold must be in (0, 1], got {self.threshold!r}")
 
     @property
@@ -131,15 +130,11 @@ def same_study(held: dict, cfg: StudyConfig) -> bool:
     return {**ADDED_FIELDS, **held} == cfg.to_dict()
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)  # YAML's true/false are ints to Python
-
-
 def _check_int_list(name: str, values, minimum: int | None = None) -> None:
     if not isinstance(values, list) or not values:
         raise CrossoverError(f"{name}: give a non-empty list, got {values!r}")
     for v in values:
-        if not _is_int(v) or (minimum is not None and v < minimum):
+        if not fits_type(v, int) or (minimum is not None and v < minimum):
             at_least = f" >= {minimum}" if minimum is not None else ""
             raise CrossoverError(f"{name}: {v!r} is not an integer{at_least}")
     if len(set(values)) < len(values):
