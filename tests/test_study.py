@@ -219,6 +219,10 @@ def test_status_tells_finished_running_stopped_and_unstarted_runs_apart(study_di
     (pretrained / "result.json").write_text("{damaged")
     (damage,) = [r.damaged for r in study_status(copy).runs if r.damaged]
     assert damage.startswith(f"{pretrained / 'result.json'}: ")
+    held = json.loads((study_dir / "study.json").read_text())
+    (copy / "study.json").write_text(json.dumps({**held, "budget": [0]}))  # from a newer Crossover, say
+    with pytest.raises(CrossoverError, match=r"copy/study.json: unknown field 'budget'; known fields: budgets, "):
+        study_status(copy)
     (copy / "study.json").write_text("{broken")
     for argv in (["status", str(copy)], ["status", str(tmp_path / "nowhere")], ["status", str(study_dir),
                                                                                   "--processes", "0"]):

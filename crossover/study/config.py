@@ -175,15 +175,19 @@ def load_study_config(source: str) -> StudyConfig:
         raise CrossoverError(f"{path}: not valid YAML ({str(e).splitlines()[0]})")
     except (OSError, UnicodeDecodeError) as e:
         raise CrossoverError(f"{path}: cannot be read as a YAML text file ({e})") from None
+    return study_config_from(data, path)
+
+
+def study_config_from(data, where) -> StudyConfig:
+    """A parsed study config (from a YAML file or a study folder's study.json) as a StudyConfig; errors name
+    `where` and the field."""
     if not isinstance(data, dict):
-        raise CrossoverError(f"{path}: expected a mapping of study fields")
+        raise CrossoverError(f"{where}: expected a mapping of study fields, got {type(data).__name__}")
     known = {f.name for f in dataclasses.fields(StudyConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise CrossoverError(f"{path}: unknown field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
+        raise CrossoverError(f"{where}: unknown field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
     try:
         return StudyConfig(**data)
-    except TypeError as e:
-        raise CrossoverError(f"{path}: {e}")
-    except CrossoverError as e:
-        raise CrossoverError(f"{path}: {e}")
+    except (TypeError, CrossoverError) as e:  # TypeError: a field without a default is missing
+        raise CrossoverError(f"{where}: {e}") from None

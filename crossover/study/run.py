@@ -24,7 +24,7 @@ from crossover.data.collect import collect
 from crossover.atomic import write_json_atomic
 from crossover.errors import CheckpointError, CrossoverError
 from crossover.locks import claim
-from crossover.study.config import Scale, StudyConfig, same_study
+from crossover.study.config import Scale, StudyConfig, same_study, study_config_from
 from crossover.study.records import load_run_record, parse_run_record
 from crossover.tasks import resolve_tasks
 from crossover.version import CODE_VERSION, machine
@@ -472,7 +472,4 @@ def load_study_json(out: str | Path) -> StudyConfig:
     held = _read_study_json(Path(out))
     if held is None:
         raise CrossoverError(f"{out}: not a study folder (no study.json); run `crossover study` first")
-    try:
-        return StudyConfig(**held)
-    except (TypeError, CrossoverError) as e:
-        raise CrossoverError(f"{Path(out) / 'study.json'}: not a study config ({e})") from None
+    return study_config_from(held, Path(out) / "study.json")
