@@ -215,7 +215,7 @@ def test_status_tells_finished_running_stopped_and_unstarted_runs_apart(study_di
     status = study_status(copy)
     assert [r.state for r in status.runs] == ["not started", "not started"]  # damaged: no progress, named
     assert "1 run with a damaged file" in format_status(status)
-    assert f"  {pretrained / 'checkpoint' / 'state.json'}: not the loop state" in format_status(status)
+    assert f"  {pretrained / 'checkpoint' / 'state.json'}: field 'env_steps' must be int, got None" in format_status(status)
     (pretrained / "result.json").write_text("{damaged")
     (damage,) = [r.damaged for r in study_status(copy).runs if r.damaged]
     assert damage.startswith(f"{pretrained / 'result.json'}: ")

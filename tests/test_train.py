@@ -82,6 +82,10 @@ def test_damaged_checkpoint_is_named(pretrained, tmp_path):
     (tmp_path / "ck/model.safetensors").write_bytes(b"garbage")
     with pytest.raises(CrossoverError, match="model.safetensors"):
         load_checkpoint(tmp_path / "ck")
+    for text, named in (("[1]", "state.json: expected a JSON object, got list"), ("{", "state.json: cannot be read")):
+        (tmp_path / "ck/state.json").write_text(text)
+        with pytest.raises(CrossoverError, match=named):
+            load_checkpoint(tmp_path / "ck")
     (tmp_path / "ck/config.json").unlink()
     with pytest.raises(CrossoverError, match="config.json"):
         load_checkpoint(tmp_path / "ck")
@@ -96,6 +100,8 @@ def test_damaged_checkpoint_is_named(pretrained, tmp_path):
     ("config.json", lambda c: c.pop("seed"), "missing field 'seed'"),
     ("state.json", lambda s: s.update(updates="60"), "field 'updates' must be int, got '60'"),
     ("state.json", lambda s: s.update(wall_s=True), "field 'wall_s' must be float, got True"),
+    ("state.json", lambda s: s.update(rng=None), "field 'rng' must be dict, got None"),
+    ("state.json", lambda s: s.update(data_digest=7), "field 'data_digest' must be str or null, got 7"),
 ])
 def test_a_checkpoint_json_of_wrong_types_is_named(pretrained, tmp_path, file, edit, named):
     # Hand-edited or from another version: refused by file and field, not met as a TypeError inside the run.

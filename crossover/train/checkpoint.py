@@ -58,11 +58,10 @@ def load_checkpoint(path: str | Path) -> tuple[Agent, dict, dict[str, np.ndarray
             raise CheckpointError(path / name, "missing; the checkpoint is incomplete")
     try:
         config = json.loads((path / CONFIG_FILE).read_text())
-        state = json.loads((path / STATE_FILE).read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(path, f"damaged JSON in {CONFIG_FILE} or {STATE_FILE} ({e.msg})")
+    except (OSError, ValueError) as e:  # unreadable, not UTF-8, or not JSON
+        raise CheckpointError(path / CONFIG_FILE, f"cannot be read ({e})") from None
     _check_fields(path / CONFIG_FILE, config, {"model": dict, "agent": dict, "seed": int}, required=True)
-    _check_fields(path / STATE_FILE, state, STATE_FIELDS)
+    state = read_checkpoint_state(path)
     tensors = _load(path / MODEL_FILE, load_torch)
     buffer = _load(path / BUFFER_FILE, load_numpy) if (path / BUFFER_FILE).exists() else None
     try:
@@ -74,12 +73,15 @@ def load_checkpoint(path: str | Path) -> tuple[Agent, dict, dict[str, np.ndarray
     return agent, state, buffer
 
 
-# The loop counters of state.json, by type where a run has them (which ones depends on the kind of run).
+# The fields of state.json, by type where a run has them (which ones depends on the kind of run).
 STATE_FIELDS = {name: int for name in ("env_steps", "updates", "episodes", "next_eval", "task_index", "capacity")}
-STATE_FIELDS.update(wall_s=float, cpu_s=float, tasks=list, curve=list)
+STATE_FIELDS.update({name: float for name in ("wall_s", "cpu_s", "eval_wall_s", "eval_cpu_s")})
+STATE_FIELDS.update({name: list for name in ("tasks", "curve", "code")})
+STATE_FIELDS.update({name: dict for name in ("rng", "init_info", "demo_method", "heldout")})
+STATE_FIELDS.update(data_digest=str | None)
 
 
-def _check_fields(file: Path, held: Any, types: dict[str, type], required: bool = False) -> None:
+def _check_fields(file: Path, held: Any, types: dict[str, Any], required: bool = False) -> None:
     """Refuse, by file and field, a checkpoint's JSON whose fields are not of `types` (hand-edited, or damaged),
     rather than meet it as a TypeError somewhere in a run."""
     problem = field_problem(held, types, required)
@@ -95,7 +97,7 @@ def _existing(path: Path) -> Path:
 
 def read_checkpoint_state(path: str | Path) -> dict:
     """Only the loop state (counters, curve, ...) of a checkpoint, without loading its tensors; a missing or
-    damaged file is an error naming it."""
+    damaged file, or a counter of the wrong type, is an error naming it."""
     file = _existing(Path(path)) / STATE_FILE
     try:
         state = json.loads(file.read_text())
@@ -103,8 +105,7 @@ def read_checkpoint_state(path: str | Path) -> dict:
         raise CheckpointError(file, "missing; the checkpoint is incomplete") from None
     except (OSError, ValueError) as e:  # unreadable, not UTF-8, or not JSON
         raise CheckpointError(file, f"cannot be read ({e})") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(file, "holds no loop state")
+    _check_fields(file, state, STATE_FIELDS)
     return state
 
 
