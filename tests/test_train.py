@@ -82,8 +82,10 @@ def test_damaged_checkpoint_is_named(pretrained, tmp_path):
     (tmp_path / "ck/model.safetensors").write_bytes(b"garbage")
     with pytest.raises(CrossoverError, match="model.safetensors"):
         load_checkpoint(tmp_path / "ck")
-    for text, named in (("[1]", "state.json: expected a JSON object, got list"), ("{", "state.json: cannot be read")):
-        (tmp_path / "ck/state.json").write_text(text)
+    for file, text, named in (("state.json", "[1]", "state.json: expected a JSON object, got list"),
+                              ("state.json", "{", "state.json: cannot be read"),
+                              ("config.json", "{", "config.json: cannot be read")):
+        (tmp_path / "ck" / file).write_text(text)
         with pytest.raises(CrossoverError, match=named):
             load_checkpoint(tmp_path / "ck")
     (tmp_path / "ck/config.json").unlink()

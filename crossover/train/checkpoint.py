@@ -97,7 +97,7 @@ def _existing(path: Path) -> Path:
 
 def read_checkpoint_state(path: str | Path) -> dict:
     """Only the loop state (counters, curve, ...) of a checkpoint, without loading its tensors; a missing or
-    damaged file, or a counter of the wrong type, is an error naming it."""
+    damaged file, or a field of the wrong type, is an error naming it."""
     file = _existing(Path(path)) / STATE_FILE
     try:
         state = json.loads(file.read_text())
